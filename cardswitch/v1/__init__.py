@@ -1,0 +1,1 @@
+"""Generated gRPC stubs; run ./run proto, do not edit."""
