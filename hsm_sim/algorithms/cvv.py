@@ -20,7 +20,8 @@ SERVICE_CODE_ICVV = "999"
 
 def _digits(value: str, name: str, low: int, high: int) -> None:
     if not (low <= len(value) <= high and value.isascii() and value.isdigit()):
-        raise ValueError(f"{name}: must be {low} to {high} digits, got {len(value)} characters")
+        wanted = f"{low}" if low == high else f"{low} to {high}"
+        raise ValueError(f"{name}: must be {wanted} digits, got {len(value)} characters")
 
 
 def cvv(cvk: bytes, pan: str, expiry_yymm: str, service_code: str) -> str:

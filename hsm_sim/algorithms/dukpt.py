@@ -57,15 +57,15 @@ def make_ksn(key_set_id: bytes, device_id: int, counter: int = 0) -> bytes:
         raise ValueError(f"device_id: must be 0 to {(1 << DEVICE_ID_BITS) - 1}, got {device_id}")
     if not 0 <= counter <= COUNTER_MASK:
         raise ValueError(f"counter: must be 0 to {COUNTER_MASK}, got {counter}")
-    _check_counter_bits(counter, "counter")
+    _check_counter_bits(counter, "counter:")
     value = (device_id << COUNTER_BITS) | counter
     return key_set_id + value.to_bytes(KSN_LENGTH - 5, "big")
 
 
-def _check_counter_bits(counter: int, name: str) -> None:
+def _check_counter_bits(counter: int, where: str) -> None:
     ones = counter.bit_count()
     if ones > MAX_COUNTER_ONE_BITS:
-        raise ValueError(f"{name}: counter {counter:#x} has {ones} one-bits, X9.24 allows 10")
+        raise ValueError(f"{where} {counter:#x} has {ones} one-bits, X9.24 allows at most 10")
 
 
 def next_ksn(ksn: bytes) -> bytes:
@@ -81,7 +81,7 @@ def next_ksn(ksn: bytes) -> bytes:
     """
     value = _check_ksn(ksn)
     counter = value & COUNTER_MASK
-    _check_counter_bits(counter, "ksn")
+    _check_counter_bits(counter, "ksn: counter")
     step = 1 if counter.bit_count() < MAX_COUNTER_ONE_BITS else counter & -counter
     if counter + step > COUNTER_MASK:
         raise ValueError("ksn: transaction counter exhausted, the device needs a new IPEK")
@@ -105,7 +105,7 @@ def tdes_ipek(bdk: bytes, ksn: bytes) -> bytes:
 
 
 def _non_reversible(key: bytes, data: bytes) -> bytes:
-    """One step of X9.24's non-reversible key generation process: a 16-byte key from a key."""
+    """X9.24's non-reversible key generation: the next key from ``key`` and 8 bytes of KSN."""
 
     def half(k: bytes) -> bytes:
         return _xor(tdes.des_encrypt_block(k[:8], _xor(data, k[8:])), k[8:])
@@ -127,7 +127,8 @@ def tdes_derive_key(ipek: bytes, ksn: bytes) -> bytes:
     counter = value & COUNTER_MASK
     if counter == 0:
         raise ValueError("ksn: counter 0 is the IPEK's own slot and never a transaction key")
-    _check_counter_bits(counter, "ksn")
+    _check_counter_bits(counter, "ksn: counter")
+    # The rightmost 64 KSN bits with the counter cleared; counter bits are set back one by one.
     register = value & 0xFFFFFFFFFFFFFFFF & ~COUNTER_MASK
     key = ipek
     bit = 1 << (COUNTER_BITS - 1)

@@ -6,10 +6,12 @@ is the natural PIN. The issuer stores the offset, digit by digit ``(pin - natura
 a customer can choose a PIN without the key changing.
 
 Visa PVV: encrypt the transformed security parameter (11 PAN digits, the PVK index, 4 PIN
-digits) and pick 4 decimal digits from it. Issuers store the PVV on the card or in the host.
+digits) and keep its first 4 decimal digits, hex letters minus 10 making up any shortfall.
+Issuers store the PVV on the card or in the host.
 """
 
 import hmac
+import string
 
 from hsm_sim.algorithms import tdes
 
@@ -18,12 +20,19 @@ DEFAULT_DECIMALIZATION_TABLE = "0123456789012345"
 
 def _digits(value: str, name: str, low: int, high: int) -> None:
     if not (low <= len(value) <= high and value.isascii() and value.isdigit()):
-        raise ValueError(f"{name}: must be {low} to {high} digits, got {len(value)} characters")
+        wanted = f"{low}" if low == high else f"{low} to {high}"
+        raise ValueError(f"{name}: must be {wanted} digits, got {len(value)} characters")
 
 
 def _check_pvk(pvk: bytes) -> None:
     if len(pvk) not in (16, 24):
         raise ValueError(f"pvk: must be 16 or 24 bytes, got {len(pvk)}")
+
+
+def _check_validation_data(validation_data: str) -> None:
+    if len(validation_data) != 16 or not all(c in string.hexdigits for c in validation_data):
+        count = len(validation_data)
+        raise ValueError(f"validation_data: must be 16 hex digits, got {count} characters")
 
 
 def validation_data_from_pan(pan: str) -> str:
@@ -52,8 +61,7 @@ def natural_pin(
     '4524'
     """
     _check_pvk(pvk)
-    if len(validation_data) != 16 or not all(c in "0123456789ABCDEFabcdef" for c in validation_data):
-        raise ValueError(f"validation_data: must be 16 hex digits, got {len(validation_data)} characters")
+    _check_validation_data(validation_data)
     if not 4 <= pin_length <= 12:
         raise ValueError(f"pin_length: must be 4 to 12, got {pin_length}")
     _digits(decimalization_table, "decimalization_table", 16, 16)

@@ -68,7 +68,9 @@ def _read_pin(field: bytes, control: int, fill_ok: str) -> str:
     if not pin.isdigit():
         raise ValueError("block: PIN digits must be 0 to 9")
     if not all(nibble in fill_ok for nibble in digits[2 + length :]):
-        raise ValueError(f"block: fill for format {control} must be from {fill_ok}")
+        raise ValueError(
+            f"block: fill nibbles are invalid for format {control} (wrong PAN or key?)"
+        )
     return pin
 
 

@@ -13,9 +13,7 @@ try:
 except ImportError:  # cryptography < 43 keeps TripleDES beside AES
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from cryptography.hazmat.primitives.ciphers.algorithms import (  # type: ignore[no-redef]
-            TripleDES,
-        )
+        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
 
 BLOCK_SIZE = 8
 
@@ -29,8 +27,13 @@ def _three_key(key: bytes, name: str) -> bytes:
 
 
 def _check_blocks(data: bytes, name: str) -> None:
-    if len(data) % BLOCK_SIZE:
-        raise ValueError(f"{name}: must be a multiple of 8 bytes, got {len(data)}")
+    if not data or len(data) % BLOCK_SIZE:
+        raise ValueError(f"{name}: must be a non-empty multiple of 8 bytes, got {len(data)}")
+
+
+def _ecb(key24: bytes) -> Cipher[modes.ECB]:
+    # ECB is the point here: payment cryptography is specified block by block.
+    return Cipher(TripleDES(key24), modes.ECB())  # noqa: S305
 
 
 def _check_iv(iv: bytes) -> None:
@@ -39,33 +42,33 @@ def _check_iv(iv: bytes) -> None:
 
 
 def encrypt_ecb(key: bytes, data: bytes) -> bytes:
-    """Encrypt ``data`` (a multiple of 8 bytes) under a 16- or 24-byte TDES key, block by block.
+    """Encrypt ``data`` (whole 8-byte blocks, at least one) under a 16- or 24-byte TDES key, ECB.
 
     >>> key = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
     >>> encrypt_ecb(key, bytes(8)).hex().upper()
     '08D7B4FB629D0885'
     """
-    cipher = Cipher(TripleDES(_three_key(key, "key")), modes.ECB())
+    cipher = _ecb(_three_key(key, "key"))
     _check_blocks(data, "data")
     encryptor = cipher.encryptor()
     return encryptor.update(data) + encryptor.finalize()
 
 
 def decrypt_ecb(key: bytes, data: bytes) -> bytes:
-    """Decrypt ``data`` (a multiple of 8 bytes) under a 16- or 24-byte TDES key, block by block.
+    """Decrypt ``data`` (whole 8-byte blocks, at least one) under a 16- or 24-byte TDES key, ECB.
 
     >>> key = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
     >>> decrypt_ecb(key, bytes.fromhex("08D7B4FB629D0885")).hex()
     '0000000000000000'
     """
-    cipher = Cipher(TripleDES(_three_key(key, "key")), modes.ECB())
+    cipher = _ecb(_three_key(key, "key"))
     _check_blocks(data, "data")
     decryptor = cipher.decryptor()
     return decryptor.update(data) + decryptor.finalize()
 
 
 def encrypt_cbc(key: bytes, data: bytes, iv: bytes = bytes(8)) -> bytes:
-    """Encrypt ``data`` (a multiple of 8 bytes) in CBC mode; no padding is added.
+    """Encrypt ``data`` (whole 8-byte blocks, at least one) in CBC mode; no padding is added.
 
     >>> key = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
     >>> encrypt_cbc(key, bytes(16)).hex().upper()
@@ -79,7 +82,7 @@ def encrypt_cbc(key: bytes, data: bytes, iv: bytes = bytes(8)) -> bytes:
 
 
 def decrypt_cbc(key: bytes, data: bytes, iv: bytes = bytes(8)) -> bytes:
-    """Decrypt ``data`` (a multiple of 8 bytes) in CBC mode; no padding is removed.
+    """Decrypt ``data`` (whole 8-byte blocks, at least one) in CBC mode; no padding is removed.
 
     >>> key = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
     >>> decrypt_cbc(key, bytes.fromhex("08D7B4FB629D08850A121DC33DFB5947")).hex()
@@ -106,7 +109,7 @@ def des_encrypt_block(key8: bytes, block8: bytes) -> bytes:
     'D5D44FF720683D0D'
     """
     _check_single(key8, block8)
-    encryptor = Cipher(TripleDES(key8 * 3), modes.ECB()).encryptor()
+    encryptor = _ecb(key8 * 3).encryptor()
     return encryptor.update(block8) + encryptor.finalize()
 
 
@@ -118,5 +121,5 @@ def des_decrypt_block(key8: bytes, block8: bytes) -> bytes:
     '0000000000000000'
     """
     _check_single(key8, block8)
-    decryptor = Cipher(TripleDES(key8 * 3), modes.ECB()).decryptor()
+    decryptor = _ecb(key8 * 3).decryptor()
     return decryptor.update(block8) + decryptor.finalize()

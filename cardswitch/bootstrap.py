@@ -1,0 +1,90 @@
+"""Brings a fresh cluster to a working configuration: keys, cards, issuer link, routes, terminals.
+
+Idempotent: every step tolerates what already exists, so ``./run demo`` can run twice on one
+``var/`` directory.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from cardswitch import certs
+from cardswitch.launcher import Cluster
+from cardswitch.v1 import admin_pb2, admin_pb2_grpc, hsm_pb2, hsm_pb2_grpc
+
+ISSUER_LINK = "issuer-a"
+ISSUER_ZPK = "zpk-issuer"
+BDK = "bdk-demo"
+ROUTES = (("476173", "visa"), ("541333", "mastercard"), ("621234", "unionpay"))
+SWITCH_KEYS = (
+    (BDK, hsm_pb2.KEY_TYPE_BDK, hsm_pb2.KEY_ALGORITHM_TDES_2KEY),
+    ("dek-switch", hsm_pb2.KEY_TYPE_DEK, hsm_pb2.KEY_ALGORITHM_AES_256),
+    ("hmac-switch", hsm_pb2.KEY_TYPE_HMAC, hsm_pb2.KEY_ALGORITHM_HMAC_SHA256),
+)
+
+
+async def ensure_keys(hsm_address: str) -> None:
+    async with grpc.aio.insecure_channel(hsm_address) as channel:
+        stub = hsm_pb2_grpc.HsmServiceStub(channel)
+        for label, key_type, algorithm in SWITCH_KEYS:
+            try:
+                await stub.GenerateKey(hsm_pb2.GenerateKeyRequest(
+                    label=label, key_type=key_type, algorithm=algorithm), timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                    raise
+
+
+def switch_channel(cluster: Cluster) -> grpc.aio.Channel:
+    if cluster.insecure:
+        return grpc.aio.insecure_channel(cluster.switch)
+    return grpc.aio.secure_channel(cluster.switch, certs.client_credentials(cluster.var / "certs"))
+
+
+async def _ignore_exists(call: object) -> None:
+    try:
+        await call  # type: ignore[misc]
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise
+
+
+async def configure_switch(cluster: Cluster, terminals: list[tuple[str, str]],
+                           issuer_timeout_ms: int = 2000) -> None:
+    """Issuer link, BIN routes and ``terminals`` [(terminal id, merchant id)] via AdminService."""
+    async with switch_channel(cluster) as channel:
+        admin = admin_pb2_grpc.AdminServiceStub(channel)
+        await _ignore_exists(admin.CreateIssuerLink(admin_pb2.CreateIssuerLinkRequest(
+            link=admin_pb2.IssuerLink(name=ISSUER_LINK, host="127.0.0.1",
+                                      port=cluster.issuer_port, zpk_key_ref=ISSUER_ZPK,
+                                      timeout_ms=issuer_timeout_ms, acquirer_id="123456")),
+            timeout=10))
+        existing = {r.bin_prefix for r in (await admin.ListBinRoutes(
+            admin_pb2.ListBinRoutesRequest(), timeout=10)).routes}
+        for prefix, brand in ROUTES:
+            if prefix not in existing:
+                await admin.CreateBinRoute(admin_pb2.CreateBinRouteRequest(
+                    route=admin_pb2.BinRoute(bin_prefix=prefix, issuer_link=ISSUER_LINK,
+                                             brand=brand)), timeout=10)
+        for terminal_id, merchant_id in terminals:
+            await _ignore_exists(admin.CreateTerminal(admin_pb2.CreateTerminalRequest(
+                terminal=admin_pb2.Terminal(
+                    terminal_id=terminal_id, merchant_id=merchant_id, mcc="5411",
+                    name_location="CARDSWITCH DEMO STORE  SPRINGFIELD   US", currency="USD",
+                    bdk_key_ref=BDK)), timeout=10))
+
+
+async def start_all(cluster: Cluster, terminals: list[tuple[str, str]],
+                    issuer_timeout_ms: int = 2000) -> None:
+    """Initialises what is missing, starts HSM, issuer and switch, and configures them."""
+    lmk = cluster.var / "hsm" / "lmk.key"
+    if not lmk.exists():
+        cluster.cli("hsm", "init")
+    if not cluster.insecure:
+        certs.init(cluster.var / "certs")
+    cluster.start_hsm()
+    await ensure_keys(cluster.hsm)
+    cluster.cli("issuer", "seed", "--hsm", cluster.hsm)
+    cluster.start_issuer()
+    cluster.start_switch()
+    await configure_switch(cluster, terminals, issuer_timeout_ms)

@@ -1,0 +1,69 @@
+"""The HSM process: load the LMK, migrate and open the key store, serve ``HsmService``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+from sqlalchemy import Engine
+
+from cardswitch import config, db, grpcserver, logs
+from cardswitch.v1 import hsm_pb2_grpc
+from hsm_sim import keystore, lmk
+from hsm_sim.service import HsmServicer
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "cardswitch.v1.HsmService"
+
+
+@dataclass(frozen=True)
+class RunningHsm:
+    server: grpc.aio.Server
+    port: int
+    engine: Engine
+
+    async def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str | None = None) -> tuple[keystore.KeyStore, Engine]:
+    """Loads the LMK, brings ``hsm_keys`` to the newest migration and unwraps every key.
+
+    Fails with :class:`lmk.LmkError` when the LMK is missing, or when keys are stored but none
+    unwraps under it (the wrong LMK for this database).
+    """
+    master = lmk.load()
+    url = url or config.database_url("hsm")
+    db.upgrade(url, "hsm_sim")
+    engine = db.make_engine(url)
+    store = keystore.KeyStore(engine, master)
+    loaded, failed = store.warm()
+    if failed and not loaded:
+        engine.dispose()
+        raise lmk.LmkError(f"the LMK at {lmk.lmk_path()} (KCV {lmk.check_value(master)}) unwraps "
+                           f"none of the {len(failed)} stored keys: it is not the LMK they were "
+                           "stored under")
+    log.info("key store ready: %d keys in memory, %d failed their integrity check",
+             loaded, len(failed))
+    return store, engine
+
+
+async def start(port: int = 0, metrics_port: int = 0, host: str = "127.0.0.1",
+                url: str | None = None) -> RunningHsm:
+    """Starts serving on ``host:port`` (0 picks a free port) and returns the bound port."""
+    store, engine = open_store(url)
+    service = grpcserver.Service(hsm_pb2_grpc.add_HsmServiceServicer_to_server,
+                                 HsmServicer(store), SERVICE_NAME)
+    server, bound = await grpcserver.start([service], host=host, port=port,
+                                           metrics_port=metrics_port)
+    return RunningHsm(server, bound, engine)
+
+
+async def serve(port: int, metrics_port: int = 0, host: str = "127.0.0.1") -> None:
+    """Runs the HSM until SIGTERM/SIGINT; prints ``HSM ready on HOST:PORT`` once serving."""
+    logs.setup("hsm")
+    running = await start(port, metrics_port, host)
+    print(f"HSM ready on {host}:{running.port}", flush=True)
+    await grpcserver.wait_for_termination(running.server, on_stop=running.close)

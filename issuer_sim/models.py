@@ -1,0 +1,127 @@
+"""The issuer's tables: accounts, the authorisations decided on them, and orphan reversals.
+
+A PAN is never stored in clear: ``pan_token`` is the HSM's keyed hash (for lookups),
+``encrypted_pan`` its ciphertext under the issuer's data key, ``last_four`` for display.
+Money is integer minor units of the account's currency.
+
+An authorisation row records what it did to the account so a reversal can undo exactly that:
+``ledger_minor`` is what it debited from the ledger (negative for a credit) and ``hold_minor``
+the part of the available balance it still holds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+STATUS_ACTIVE = "active"
+ACCOUNT_STATUSES = ("active", "lost", "stolen", "blocked", "suspended")
+
+AUTH_APPROVED = "approved"
+AUTH_DECLINED = "declined"
+AUTH_REVERSED = "reversed"
+AUTH_CAPTURED = "captured"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Account(Base):
+    __tablename__ = "issuer_accounts"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pan_token: Mapped[str] = mapped_column(String(64), unique=True)
+    last_four: Mapped[str] = mapped_column(String(4))
+    encrypted_pan: Mapped[bytes] = mapped_column(LargeBinary)
+    expiry_yymm: Mapped[str] = mapped_column(String(4))
+    service_code: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    #: ISO 4217 alphabetic code, e.g. "USD".
+    currency: Mapped[str] = mapped_column(String(3))
+    #: Ledger balance; the available balance is this minus open holds.
+    balance_minor: Mapped[int] = mapped_column(BigInteger)
+    daily_limit_minor: Mapped[int] = mapped_column(BigInteger)
+    #: IBM 3624 PIN offset (as many digits as the PIN).
+    pin_offset: Mapped[str] = mapped_column(String(12))
+    pin_tries: Mapped[int] = mapped_column(Integer, default=0)
+    #: Merchant category codes the card may not be used at, comma separated.
+    blocked_mccs: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Authorization(Base):
+    """One financial request the issuer decided (0100, 0200 or 0220), approved or declined."""
+
+    __tablename__ = "issuer_authorizations"
+    __table_args__ = (
+        # The same request sent twice: acquirer, terminal, STAN and transmission time.
+        UniqueConstraint("acquirer_id", "terminal_id", "stan", "transmission_dt",
+                         name="uq_issuer_authorizations_request"),
+        Index("ix_issuer_authorizations_rrn", "rrn"),
+        Index("ix_issuer_authorizations_account_created", "account_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("issuer_accounts.account_id"))
+    mti: Mapped[str] = mapped_column(String(4))
+    processing_code: Mapped[str] = mapped_column(String(6))
+    rrn: Mapped[str] = mapped_column(String(12))
+    acquirer_id: Mapped[str] = mapped_column(String(11))
+    stan: Mapped[str] = mapped_column(String(6))
+    #: DE 7, MMDDhhmmss.
+    transmission_dt: Mapped[str] = mapped_column(String(10))
+    terminal_id: Mapped[str] = mapped_column(String(8))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    #: Open hold (pre-authorisation not yet captured or reversed).
+    hold_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Amount this request debited from the ledger; negative for a credit (refund).
+    ledger_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: For a completion (0220): the pre-authorisation it captured.
+    original_id: Mapped[int | None] = mapped_column(
+        ForeignKey("issuer_authorizations.id"), nullable=True)
+    approval_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    response_code: Mapped[str] = mapped_column(String(2))
+    status: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class OrphanReversal(Base):
+    """A reversal advice (0420) for an original the issuer has not seen (yet).
+
+    If the original arrives later it is declined (94) instead of approved: the acquirer has
+    already told the cardholder it did not happen.
+    """
+
+    __tablename__ = "issuer_orphan_reversals"
+    __table_args__ = (
+        UniqueConstraint("rrn", "acquirer_id", "original_stan", "original_transmission_dt",
+                         name="uq_issuer_orphan_reversals_original"),
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    rrn: Mapped[str] = mapped_column(String(12))
+    acquirer_id: Mapped[str] = mapped_column(String(11))
+    #: From DE 90 (empty when the advice carried none): the original's MTI, STAN, DE 7.
+    original_mti: Mapped[str] = mapped_column(String(4))
+    original_stan: Mapped[str] = mapped_column(String(6))
+    original_transmission_dt: Mapped[str] = mapped_column(String(10))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    #: The late original this advice made us decline.
+    matched_authorization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("issuer_authorizations.id"), nullable=True)

@@ -1,0 +1,1 @@
+"""The switch: acquiring gRPC API, pipeline of steps, routing, issuer channels, journal."""

@@ -1,0 +1,1 @@
+"""Channel adapters: one module per way of reaching an authoriser, behind one interface."""

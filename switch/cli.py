@@ -1,0 +1,123 @@
+"""``cardswitch switch serve`` and ``cardswitch admin ...`` (terminals, issuer links, routes)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+import grpc
+from rich.console import Console
+from rich.table import Table
+
+from cardswitch import certs
+from cardswitch.v1 import admin_pb2, admin_pb2_grpc
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from switch.server import serve_workers
+    return serve_workers(args.workers, args.port, args.hsm, metrics_port=args.metrics_port,
+                         insecure=args.insecure, host=args.host)
+
+
+def admin_channel(address: str, insecure: bool) -> grpc.aio.Channel:
+    if insecure:
+        return grpc.aio.insecure_channel(address)
+    return grpc.aio.secure_channel(address, certs.client_credentials())
+
+
+async def _admin_call(args: argparse.Namespace) -> Any:
+    async with admin_channel(args.switch, args.insecure) as channel:
+        stub = admin_pb2_grpc.AdminServiceStub(channel)
+        return await args.call(stub, args)
+
+
+def _run_admin(args: argparse.Namespace) -> int:
+    try:
+        result = asyncio.run(_admin_call(args))
+    except grpc.aio.AioRpcError as exc:
+        print(f"cardswitch admin: {exc.code().name}: {exc.details()}")
+        return 1
+    _print(result)
+    return 0
+
+
+def _print(message: Any) -> None:
+    from google.protobuf.json_format import MessageToDict
+    data = MessageToDict(message, preserving_proto_field_name=True)
+    rows = next((v for v in data.values() if isinstance(v, list)), None)
+    console = Console()
+    if rows is None:
+        console.print_json(data=data)
+        return
+    table = Table()
+    for col in (rows[0].keys() if rows else []):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("switch", help="the switch service")
+    s = p.add_subparsers(dest="switch_command", required=True)
+    serve = s.add_parser("serve", help="serve AcquiringService and AdminService")
+    serve.add_argument("--port", type=int, default=7000)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--hsm", default="127.0.0.1:7100", help="HSM address")
+    serve.add_argument("--metrics-port", type=int, default=0)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="processes sharing the port (SO_REUSEPORT)")
+    serve.add_argument("--insecure", action="store_true", help="no mTLS (tests, benchmarks)")
+    serve.set_defaults(func=_serve)
+
+    a = sub.add_parser("admin", help="configure terminals, issuer links and BIN routes")
+    a.add_argument("--switch", default="127.0.0.1:7000")
+    a.add_argument("--insecure", action="store_true")
+    objs = a.add_subparsers(dest="admin_object", required=True)
+
+    term = objs.add_parser("terminal").add_subparsers(dest="op", required=True)
+    c = term.add_parser("create")
+    c.add_argument("--terminal-id", required=True)
+    c.add_argument("--merchant-id", required=True)
+    c.add_argument("--mcc", default="5411")
+    c.add_argument("--name-location", default="")
+    c.add_argument("--currency", default="USD")
+    c.add_argument("--bdk", default="bdk-demo", help="HSM key reference of the BDK")
+    c.set_defaults(func=_run_admin, call=lambda stub, a: stub.CreateTerminal(
+        admin_pb2.CreateTerminalRequest(terminal=admin_pb2.Terminal(
+            terminal_id=a.terminal_id, merchant_id=a.merchant_id, mcc=a.mcc,
+            name_location=a.name_location, currency=a.currency, bdk_key_ref=a.bdk))))
+    term.add_parser("list").set_defaults(
+        func=_run_admin, call=lambda stub, a: stub.ListTerminals(admin_pb2.ListTerminalsRequest()))
+
+    link = objs.add_parser("link").add_subparsers(dest="op", required=True)
+    c = link.add_parser("create")
+    c.add_argument("--name", required=True)
+    c.add_argument("--host", default="127.0.0.1")
+    c.add_argument("--port", type=int, required=True)
+    c.add_argument("--zpk", required=True, help="HSM key reference of the zone PIN key")
+    c.add_argument("--timeout-ms", type=int, default=5000)
+    c.add_argument("--acquirer-id", default="123456")
+    c.set_defaults(func=_run_admin, call=lambda stub, a: stub.CreateIssuerLink(
+        admin_pb2.CreateIssuerLinkRequest(link=admin_pb2.IssuerLink(
+            name=a.name, host=a.host, port=a.port, zpk_key_ref=a.zpk, timeout_ms=a.timeout_ms,
+            acquirer_id=a.acquirer_id))))
+    link.add_parser("list").set_defaults(
+        func=_run_admin,
+        call=lambda stub, a: stub.ListIssuerLinks(admin_pb2.ListIssuerLinksRequest()))
+
+    route = objs.add_parser("route").add_subparsers(dest="op", required=True)
+    c = route.add_parser("create")
+    c.add_argument("--bin", required=True, dest="bin_prefix")
+    c.add_argument("--link", required=True)
+    c.add_argument("--brand", default="")
+    c.set_defaults(func=_run_admin, call=lambda stub, a: stub.CreateBinRoute(
+        admin_pb2.CreateBinRouteRequest(route=admin_pb2.BinRoute(
+            bin_prefix=a.bin_prefix, issuer_link=a.link, brand=a.brand))))
+    d = route.add_parser("delete")
+    d.add_argument("--route-id", required=True)
+    d.set_defaults(func=_run_admin, call=lambda stub, a: stub.DeleteBinRoute(
+        admin_pb2.DeleteBinRouteRequest(route_id=a.route_id)))
+    route.add_parser("list").set_defaults(
+        func=_run_admin, call=lambda stub, a: stub.ListBinRoutes(admin_pb2.ListBinRoutesRequest()))

@@ -1,0 +1,98 @@
+"""Wiring of one switch process: database, journal, HSM client, registry, servicers, workers."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import sys
+
+import grpc
+
+from cardswitch import certs, db, grpcserver, logs
+from cardswitch.config import database_url
+from cardswitch.grpcserver import Service
+from cardswitch.v1 import acquiring_pb2_grpc, admin_pb2_grpc, hsm_pb2_grpc
+from switch.admin import AdminServicer
+from switch.journal import Journal
+from switch.pipeline import Deps
+from switch.registry import Registry
+from switch.reversals import ReversalWorker
+from switch.service import AcquiringServicer
+
+
+async def serve(port: int, hsm_address: str, *, metrics_port: int = 0, insecure: bool = False,
+                host: str = "127.0.0.1", migrate: bool = True) -> None:
+    log = logs.setup("switch")
+    url = database_url("switch")
+    if migrate:
+        db.upgrade(url, "switch")
+    engine = db.make_engine(url, pool_size=8)
+    journal = Journal(engine)
+    hsm_channel = grpc.aio.insecure_channel(hsm_address)
+    hsm = hsm_pb2_grpc.HsmServiceStub(hsm_channel)
+    registry = Registry(engine)
+    await registry.reload()
+    registry.start()
+    deps = Deps(journal=journal, hsm=hsm, registry=registry)
+    worker = ReversalWorker(deps)
+    await worker.recover()
+    worker.start()
+    credentials = None if insecure else certs.server_credentials()
+    server, bound = await grpcserver.start(
+        [Service(acquiring_pb2_grpc.add_AcquiringServiceServicer_to_server,
+                 AcquiringServicer(deps), "cardswitch.v1.AcquiringService"),
+         Service(admin_pb2_grpc.add_AdminServiceServicer_to_server,
+                 AdminServicer(engine, registry, hsm), "cardswitch.v1.AdminService")],
+        host=host, port=port, metrics_port=metrics_port, credentials=credentials)
+    print(f"SWITCH ready on {host}:{bound} ({'insecure' if insecure else 'mTLS'}, "
+          f"pid {os.getpid()})", flush=True)
+
+    async def stop() -> None:
+        await worker.close()
+        await registry.close()
+        await hsm_channel.close()
+        journal.close()
+        engine.dispose()
+        log.info("stopped")
+
+    await grpcserver.wait_for_termination(server, stop)
+
+
+def _child(port: int, hsm_address: str, metrics_port: int, insecure: bool, host: str) -> None:
+    asyncio.run(serve(port, hsm_address, metrics_port=metrics_port, insecure=insecure, host=host,
+                      migrate=False))
+
+
+def serve_workers(workers: int, port: int, hsm_address: str, *, metrics_port: int = 0,
+                  insecure: bool = False, host: str = "127.0.0.1") -> int:
+    """Runs ``workers`` processes on one port (SO_REUSEPORT); the kernel spreads connections."""
+    if workers <= 1:
+        asyncio.run(serve(port, hsm_address, metrics_port=metrics_port, insecure=insecure,
+                          host=host))
+        return 0
+    if port == 0:
+        raise ValueError("--port: several workers need a fixed port, not 0")
+    db.upgrade(database_url("switch"), "switch")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_child, args=(port, hsm_address,
+                                              metrics_port + i if metrics_port else 0,
+                                              insecure, host), daemon=False)
+             for i in range(workers)]
+    for p in procs:
+        p.start()
+    import signal
+
+    def forward(signum: int, _frame: object) -> None:
+        for p in procs:
+            if p.pid:
+                os.kill(p.pid, signal.SIGTERM)
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for p in procs:
+        p.join()
+    return max((p.exitcode or 0) for p in procs) if procs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve_workers(1, 7000, "127.0.0.1:7100"))

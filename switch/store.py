@@ -1,0 +1,146 @@
+"""Journal statements: small functions of a Connection, run by :class:`switch.journal.Journal`.
+
+Rows travel as plain dicts (column name -> value) so a step never holds an ORM session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from switch.models import JournalEntry, ReversalQueueEntry, utcnow
+
+J = JournalEntry.__table__
+Q = ReversalQueueEntry.__table__
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def rrn_for(journal_id: int, created: dt.datetime) -> str:
+    """Retrieval reference number: YDDD (year digit, day of year) + 8 digits of the row id.
+
+    Derived from the database id, so every switch node makes unique RRNs without a counter.
+    """
+    return f"{created.year % 10}{created.timetuple().tm_yday:03d}{journal_id % 100_000_000:08d}"
+
+
+def insert_entry(row: dict[str, Any]) -> Any:
+    """Op: inserts a journal row unless its idempotency key exists; returns its id or None."""
+    def op(conn: Connection) -> int | None:
+        stmt = _insert(conn, J).values(**row).on_conflict_do_nothing().returning(J.c.id)
+        return conn.execute(stmt).scalar_one_or_none()
+    return op
+
+
+def complete(
+    transaction_id: str,
+    values: dict[str, Any],
+    *,
+    original_update: tuple[str, dict[str, Any]] | None = None,
+    reversal: dict[str, Any] | None = None,
+) -> Any:
+    """Op: records an outcome, with the original's new status and a queued reversal, atomically."""
+    def op(conn: Connection) -> None:
+        conn.execute(update(J).where(J.c.transaction_id == transaction_id)
+                     .values(**values, updated_at=utcnow()))
+        if original_update is not None:
+            tid, ovalues = original_update
+            conn.execute(update(J).where(J.c.transaction_id == tid)
+                         .values(**ovalues, updated_at=utcnow()))
+        if reversal is not None:
+            conn.execute(_insert(conn, Q).values(**reversal).on_conflict_do_nothing())
+    return op
+
+
+def enqueue_reversal(reversal: dict[str, Any]) -> Any:
+    def op(conn: Connection) -> None:
+        conn.execute(_insert(conn, Q).values(**reversal).on_conflict_do_nothing())
+    return op
+
+
+def row_to_dict(row: Any) -> dict[str, Any] | None:
+    return dict(row._mapping) if row is not None else None
+
+
+def by_transaction_id(conn: Connection, transaction_id: str) -> dict[str, Any] | None:
+    return row_to_dict(conn.execute(select(J).where(J.c.transaction_id == transaction_id)).first())
+
+
+def by_request_key(conn: Connection, terminal_id: str, stan: str, local_date_time: str,
+                   request_id: str | None = None) -> dict[str, Any] | None:
+    if request_id:
+        cond = J.c.request_id == request_id
+    else:
+        cond = and_(J.c.terminal_id == terminal_id, J.c.stan == stan,
+                    J.c.local_date_time == local_date_time)
+    return row_to_dict(conn.execute(select(J).where(cond)).first())
+
+
+def refunded_total(conn: Connection, original_transaction_id: str) -> int:
+    rows = conn.execute(select(J.c.approved_amount_minor).where(
+        J.c.original_transaction_id == original_transaction_id, J.c.type == "refund",
+        J.c.status == "APPROVED")).all()
+    return sum(r[0] or 0 for r in rows)
+
+
+def claim_due_reversals(node: str, limit: int, lease_s: float) -> Any:
+    """Op: leases up to ``limit`` due, unacknowledged reversals to this node (multi-node safe)."""
+    def op(conn: Connection) -> list[dict[str, Any]]:
+        now = utcnow()
+        rows = conn.execute(
+            select(Q.c.id).where(
+                Q.c.acknowledged_at.is_(None), Q.c.next_attempt_at <= now,
+                or_(Q.c.locked_until.is_(None), Q.c.locked_until < now))
+            .order_by(Q.c.id).limit(limit)).all()
+        claimed = []
+        for (qid,) in rows:
+            res = conn.execute(update(Q).where(
+                Q.c.id == qid, or_(Q.c.locked_until.is_(None), Q.c.locked_until < now))
+                .values(locked_until=now + dt.timedelta(seconds=lease_s)))
+            if res.rowcount == 1:
+                claimed.append(row_to_dict(conn.execute(select(Q).where(Q.c.id == qid)).first()))
+        return [c for c in claimed if c is not None]
+    return op
+
+
+def reversal_acknowledged(queue_id: int, transaction_id: str) -> Any:
+    def op(conn: Connection) -> None:
+        now = utcnow()
+        conn.execute(update(Q).where(Q.c.id == queue_id).values(
+            acknowledged_at=now, locked_until=None, attempts=Q.c.attempts + 1, last_error=None))
+        conn.execute(update(J).where(J.c.transaction_id == transaction_id).values(
+            reversal_acknowledged=True, updated_at=now,
+            status="REVERSED"))
+    return op
+
+
+def reversal_failed(queue_id: int, attempts: int, error: str) -> Any:
+    def op(conn: Connection) -> None:
+        delay = min(2 ** min(attempts, 6), 60)
+        conn.execute(update(Q).where(Q.c.id == queue_id).values(
+            attempts=attempts + 1, last_error=error[:200], locked_until=None,
+            next_attempt_at=utcnow() + dt.timedelta(seconds=delay)))
+    return op
+
+
+def stale_pending(older_than: dt.datetime) -> Any:
+    """Op: PENDING rows left by a crashed process become TIMED_OUT with a queued reversal."""
+    def op(conn: Connection) -> int:
+        rows = conn.execute(select(J.c.transaction_id, J.c.issuer_link, J.c.type).where(
+            J.c.status == "PENDING", J.c.created_at < older_than)).all()
+        for tid, link, kind in rows:
+            conn.execute(update(J).where(J.c.transaction_id == tid, J.c.status == "PENDING")
+                         .values(status="TIMED_OUT", response_code="91", updated_at=utcnow(),
+                                 reason="switch restarted before the issuer answered"))
+            if link and kind not in ("balance", "capture"):
+                conn.execute(_insert(conn, Q).values(
+                    transaction_id=tid, issuer_link=link, reason="recovery")
+                    .on_conflict_do_nothing())
+        return len(rows)
+    return op
