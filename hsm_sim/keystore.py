@@ -75,8 +75,8 @@ ALLOWED_ALGORITHMS: dict[str, frozenset[str]] = {
     "HMAC": frozenset({"HMAC_SHA256"}),  # PAN tokens
 }
 
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")  # fullmatch: no trailing newline
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class LabelTaken(Exception):
@@ -110,12 +110,12 @@ class Key(KeyInfo):
 
 def label_problem(label: str) -> str | None:
     """What is wrong with a label (naming no key material), or None."""
-    if not _LABEL.match(label):
+    if not _LABEL.fullmatch(label):
         return (
             "must be 1 to 64 characters: letters, digits and . _ : / -, "
             "starting with a letter or digit"
         )
-    if _UUID.match(label):
+    if _UUID.fullmatch(label):
         return "must not look like a key id (a UUID)"
     return None
 

@@ -39,8 +39,8 @@ MAX_COMPONENTS = 9
 MIN_RSA_BITS = 2048
 PAN_AAD = b"cardswitch.v1.pan"  # domain separation: only PANs are revealed as PANs
 _NONCE = 12
-_HEX = re.compile(r"^[0-9A-Fa-f]+$")
-_DIGITS = re.compile(r"^[0-9]+$")
+_HEX = re.compile(r"[0-9A-Fa-f]+")  # always fullmatch: "$" would let a trailing newline in
+_DIGITS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -79,12 +79,12 @@ class _Violations:
             self.add(field, f"must be at most 64 characters, got {len(value)}")
 
     def pan(self, field: str, value: str) -> None:
-        problem = validate_pan(value, field)
+        problem = validate_pan(value, field) if _DIGITS.fullmatch(value) else "must be digits only"
         if problem:
             self.add(field, problem.removeprefix(f"{field}: "))
 
     def digits(self, field: str, value: str, low: int, high: int) -> None:
-        if not (low <= len(value) <= high and _DIGITS.match(value)):
+        if not (low <= len(value) <= high and _DIGITS.fullmatch(value)):
             span = f"{low}" if low == high else f"{low} to {high}"
             self.add(field, f"must be {span} digits, got {len(value)} characters")
 
@@ -106,7 +106,7 @@ class _Violations:
         if request.decimalization_table:
             self.digits("decimalization_table", request.decimalization_table, 16, 16)
         vd = request.validation_data
-        if vd and not (len(vd) == 16 and _HEX.match(vd)):
+        if vd and not (len(vd) == 16 and _HEX.fullmatch(vd)):
             self.add("validation_data", f"must be 16 hex digits, got {len(vd)} characters")
 
     def card(self, request: hsm_pb2.GenerateCvvRequest | hsm_pb2.VerifyCvvRequest) -> None:
@@ -187,8 +187,8 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
         """The key named ``key_ref``, which ``command`` may only use as a ``needs`` key."""
         key = await self._lookup(field, key_ref)
         if key.key_type != needs:
-            raise errors.Conflict(f"{field}: key {_shown(key_ref)} is a {key.key_type} key; "
-                                  f"{command} needs a {needs} key")
+            raise errors.Conflict(f"{field}: key {_shown(key_ref)} is of type {key.key_type}; "
+                                  f"{command} needs a key of type {needs}")
         return key
 
     def _new_key_attributes(self, v: _Violations, label: str, key_type_value: int,
@@ -237,13 +237,13 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
             v.add("components", f"must be 1 to {MAX_COMPONENTS} hex key components, "
                                 f"got {len(request.components)}")
         for i, component in enumerate(request.components):
-            if not _HEX.match(component) or len(component) % 2:
+            if not _HEX.fullmatch(component) or len(component) % 2:
                 v.add(f"components[{i}]", "must be an even number of hex digits")
             elif size and len(component) != 2 * size:
                 v.add(f"components[{i}]", f"must be {2 * size} hex digits for {algorithm}, "
                                           f"got {len(component)}")
         expected = request.expected_kcv.upper()
-        if expected and not (len(expected) == 6 and _HEX.match(expected)):
+        if expected and not (len(expected) == 6 and _HEX.fullmatch(expected)):
             v.add("expected_kcv", f"must be 6 hex digits, got {len(expected)} characters")
         v.check()
         clear = keystore.combine_components([bytes.fromhex(c) for c in request.components])

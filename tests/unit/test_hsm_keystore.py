@@ -154,6 +154,7 @@ def test_labels_that_could_be_mistaken_for_key_ids_are_refused() -> None:
     assert keystore.label_problem(str(uuid.uuid4())) == "must not look like a key id (a UUID)"
     assert keystore.label_problem("a|b") is not None
     assert keystore.label_problem("") is not None
+    assert keystore.label_problem("zpk.a\n") is not None
 
 
 def test_key_at_rest_is_not_the_clear_key(var: Path, engine: Engine) -> None:
@@ -219,7 +220,7 @@ def test_a_label_is_unique(engine: Engine) -> None:
     store = keystore.KeyStore(engine, MASTER)
     store.add("zpk.a", "ZPK", "TDES_2KEY", TEST_KEY)
 
-    with pytest.raises(keystore.LabelTaken, match="'zpk.a' already exists"):
+    with pytest.raises(keystore.LabelTaken, match=r"'zpk\.a' already exists"):
         keystore.KeyStore(engine, MASTER).add("zpk.a", "ZPK", "TDES_2KEY", TEST_KEY)
 
 
@@ -239,10 +240,14 @@ def test_a_key_type_cannot_be_stored_with_an_algorithm_it_does_not_use(engine: E
         keystore.KeyStore(engine, MASTER).add("dek.x", "DEK", "TDES_2KEY", TEST_KEY)
 
 
+PG_URL = os.environ.get("CARDSWITCH_TEST_PG") or os.environ.get("CARDSWITCH_TEST_PG_URL")
+
+
 @pytest.mark.postgres
-@pytest.mark.skipif(not os.environ.get("CARDSWITCH_TEST_PG"), reason="CARDSWITCH_TEST_PG not set")
+@pytest.mark.skipif(not PG_URL, reason="CARDSWITCH_TEST_PG not set")
 def test_key_store_works_on_postgresql() -> None:
-    url = os.environ["CARDSWITCH_TEST_PG"].replace("postgresql://", "postgresql+psycopg://", 1)
+    assert PG_URL is not None
+    url = PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
     db.upgrade(url, "hsm_sim")
     engine = db.make_engine(url, pool_size=1)
     label = f"test.pg.{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,236 @@
+"""End to end on real processes: HSM, issuer and switch as children, on SQLite and PostgreSQL.
+
+The demo scenarios run first; the other tests use the same running cluster; the scan for clear
+secrets runs last, over everything the run left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+from cardswitch import certs
+from cardswitch.demo import TERMINAL, run_demo
+from cardswitch.errors import field_violations_of
+from cardswitch.launcher import Cluster
+from cardswitch.v1 import acquiring_pb2, acquiring_pb2_grpc, common_pb2, issuer_pb2, \
+    issuer_pb2_grpc
+from tests.conftest import pg_schema
+from tests.e2e import secrets_scan
+
+pytestmark = pytest.mark.e2e
+
+REQUIRED = {
+    "approved purchase with PIN": "00", "wrong PIN": "55", "insufficient funds": "51",
+    "expired card": "54", "lost card": "41", "pre-authorization": "00",
+    "capture of the pre-authorization": "00", "refund": "00", "void of a purchase": "00",
+    "balance inquiry": "00", "retried request returns the stored result": "00",
+    "issuer timeout ends in an automatic reversal": "91",
+}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def running(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[dict[str, Any]]:
+    var = tmp_path_factory.mktemp(f"var-{request.param}")
+    schema_gen = None
+    url = None
+    if request.param == "postgres":
+        schema_gen = pg_schema()
+        url = next(schema_gen)
+    cluster = Cluster(var=var, database_url=url)
+    try:
+        rows = asyncio.run(run_demo(cluster))
+        yield {"cluster": cluster, "rows": rows, "backend": request.param, "url": url}
+    finally:
+        cluster.stop_all()
+        if schema_gen is not None:
+            # the secrets scan of PostgreSQL tables runs inside the module; drop afterwards
+            for _ in schema_gen:
+                pass
+
+
+def _channel(cluster: Cluster) -> grpc.Channel:
+    return grpc.secure_channel(cluster.switch, certs.client_credentials(cluster.var / "certs"))
+
+
+def _key(stan: str) -> acquiring_pb2.RequestKey:
+    return acquiring_pb2.RequestKey(terminal_id=TERMINAL[0], merchant_id=TERMINAL[1], stan=stan,
+                                    local_date_time=time.strftime("%y%m%d%H%M%S"))
+
+
+def _not_journaled(stub: Any, key: acquiring_pb2.RequestKey) -> bool:
+    try:
+        stub.GetTransaction(acquiring_pb2.GetTransactionRequest(key=key), timeout=5)
+    except grpc.RpcError as exc:
+        return exc.code() == grpc.StatusCode.NOT_FOUND
+    return False
+
+
+def test_every_demo_scenario_passes(running: dict[str, Any]) -> None:
+    rows = {r.scenario: r for r in running["rows"]}
+    for name, code in REQUIRED.items():
+        assert name in rows, f"scenario {name!r} missing"
+        assert rows[name].response_code == code, (name, rows[name])
+    failed = [(r.scenario, r.expected_code, r.response_code, r.detail)
+              for r in running["rows"] if not r.passed]
+    assert failed == []
+
+
+def test_health_answers_serving_for_every_service(running: dict[str, Any]) -> None:
+    cluster: Cluster = running["cluster"]
+    targets = [
+        (_channel(cluster), ["", "cardswitch.v1.AcquiringService", "cardswitch.v1.AdminService"]),
+        (grpc.insecure_channel(cluster.hsm), ["", "cardswitch.v1.HsmService"]),
+        (grpc.insecure_channel(cluster.issuer_control), ["", "cardswitch.v1.IssuerSimService"]),
+    ]
+    for channel, names in targets:
+        with channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            for name in names:
+                answer = stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+                assert answer.status == health_pb2.HealthCheckResponse.SERVING, name
+
+
+def test_reflection_lists_every_service(running: dict[str, Any]) -> None:
+    cluster: Cluster = running["cluster"]
+    expected = {
+        "switch": {"cardswitch.v1.AcquiringService", "cardswitch.v1.AdminService"},
+        "hsm": {"cardswitch.v1.HsmService"},
+        "issuer": {"cardswitch.v1.IssuerSimService"},
+    }
+    channels = {"switch": _channel(cluster), "hsm": grpc.insecure_channel(cluster.hsm),
+                "issuer": grpc.insecure_channel(cluster.issuer_control)}
+    for name, channel in channels.items():
+        with channel:
+            services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+            assert expected[name] <= services, (name, services)
+            assert "grpc.health.v1.Health" in services
+            # a generic client can resolve a method's full descriptor too
+            db = ProtoReflectionDescriptorDatabase(channel)
+            for svc in expected[name]:
+                assert db.FindFileContainingSymbol(svc).name.startswith("cardswitch/v1/")
+
+
+@pytest.mark.parametrize(("case", "mutate", "field"), [
+    ("pan failing Luhn", lambda r: setattr(r.card.manual, "pan", "4761739001010011"),
+     "card.manual.pan"),
+    ("zero amount", lambda r: setattr(r.amount, "amount_minor", 0), "amount.amount_minor"),
+    ("negative amount", lambda r: setattr(r.amount, "amount_minor", -5), "amount.amount_minor"),
+    ("overflowing amount", lambda r: setattr(r.amount, "amount_minor", 10**12),
+     "amount.amount_minor"),
+    ("unknown currency", lambda r: setattr(r.amount, "currency", "XYZ"), "amount.currency"),
+])
+def test_bad_input_is_rejected_naming_the_field_and_writes_nothing(
+        running: dict[str, Any], case: str, mutate: Any, field: str) -> None:
+    cluster: Cluster = running["cluster"]
+    stan = f"{900000 + hash(case) % 90000:06d}"
+    request = acquiring_pb2.AuthorizeRequest(
+        key=_key(stan), type=acquiring_pb2.AUTHORIZATION_TYPE_PURCHASE,
+        amount=common_pb2.Money(amount_minor=1000, currency="USD"),
+        card=common_pb2.CardInput(manual=common_pb2.ManualEntry(
+            pan="4761739001010010", expiry_yymm="3012")),
+        entry_mode=common_pb2.ENTRY_MODE_MANUAL)
+    mutate(request)
+    with _channel(cluster) as channel:
+        stub = acquiring_pb2_grpc.AcquiringServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Authorize(request, timeout=5)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        fields = [f for f, _ in field_violations_of(err.value)]
+        assert field in fields, (case, fields)
+        assert "4761739001010011" not in (err.value.details() or "")
+        assert _not_journaled(stub, request.key)
+
+
+def test_missing_pin_block_where_required_is_rejected(running: dict[str, Any]) -> None:
+    cluster: Cluster = running["cluster"]
+    request = acquiring_pb2.BalanceInquiryRequest(
+        key=_key("880001"), card=common_pb2.CardInput(manual=common_pb2.ManualEntry(
+            pan="4761739001010010", expiry_yymm="3012")),
+        entry_mode=common_pb2.ENTRY_MODE_MANUAL)
+    with _channel(cluster) as channel:
+        stub = acquiring_pb2_grpc.AcquiringServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.BalanceInquiry(request, timeout=5)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert [f for f, _ in field_violations_of(err.value)] == ["pin_block"]
+        assert _not_journaled(stub, request.key)
+
+
+def test_expired_deadline_is_refused_before_anything_is_written(running: dict[str, Any]) -> None:
+    cluster: Cluster = running["cluster"]
+    request = acquiring_pb2.AuthorizeRequest(
+        key=_key("880002"), type=acquiring_pb2.AUTHORIZATION_TYPE_PURCHASE,
+        amount=common_pb2.Money(amount_minor=1000, currency="USD"),
+        card=common_pb2.CardInput(manual=common_pb2.ManualEntry(
+            pan="4761739001010010", expiry_yymm="3012")),
+        entry_mode=common_pb2.ENTRY_MODE_MANUAL)
+    with _channel(cluster) as channel:
+        stub = acquiring_pb2_grpc.AcquiringServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Authorize(request, timeout=0.05)
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        time.sleep(0.3)
+        assert _not_journaled(stub, request.key)
+
+
+@pytest.mark.parametrize("fault", [issuer_pb2.FAULT_KIND_GARBAGE, issuer_pb2.FAULT_KIND_TRUNCATED])
+def test_garbage_or_truncated_issuer_answer_declines_91_and_is_reversed(
+        running: dict[str, Any], fault: int) -> None:
+    cluster: Cluster = running["cluster"]
+    amount = 4400 + fault
+    with grpc.insecure_channel(cluster.issuer_control) as control_channel:
+        control = issuer_pb2_grpc.IssuerSimServiceStub(control_channel)
+        control.SetFaults(issuer_pb2.SetFaultsRequest(faults=[issuer_pb2.Fault(
+            kind=fault, match_amount_minor=amount, count=1)]), timeout=5)
+        try:
+            request = acquiring_pb2.AuthorizeRequest(
+                key=_key(f"8801{fault:02d}"), type=acquiring_pb2.AUTHORIZATION_TYPE_PURCHASE,
+                amount=common_pb2.Money(amount_minor=amount, currency="USD"),
+                card=common_pb2.CardInput(manual=common_pb2.ManualEntry(
+                    pan="4761739001010010", expiry_yymm="3012")),
+                entry_mode=common_pb2.ENTRY_MODE_MANUAL)
+            with _channel(cluster) as channel:
+                stub = acquiring_pb2_grpc.AcquiringServiceStub(channel)
+                answer = stub.Authorize(request, timeout=10)
+                assert answer.result.response_code == "91"
+                deadline = time.monotonic() + 20
+                txn = None
+                while time.monotonic() < deadline:
+                    txn = stub.GetTransaction(acquiring_pb2.GetTransactionRequest(
+                        transaction_id=answer.transaction_id), timeout=5)
+                    if txn.reversal_acknowledged:
+                        break
+                    time.sleep(0.2)
+                assert txn is not None and txn.reversal_acknowledged
+                assert txn.status == acquiring_pb2.TRANSACTION_STATUS_REVERSED
+        finally:
+            control.SetFaults(issuer_pb2.SetFaultsRequest(), timeout=5)
+
+
+def test_zz_no_clear_pan_pin_or_key_anywhere(running: dict[str, Any]) -> None:
+    cluster: Cluster = running["cluster"]
+    cluster.stop_all()  # flush logs and WAL
+    needles = secrets_scan.needles(cluster.var)
+    found = secrets_scan.scan_files(_files(cluster.var), needles)
+    if running["url"]:
+        found += secrets_scan.scan_postgres(running["url"], needles)
+    assert found == []
+
+
+def _files(var: Path) -> list[Path]:
+    out = [p for p in var.rglob("*") if p.is_file() and (
+        p.suffix in (".db", ".log", ".out") or p.name.endswith(("-wal", "-shm", ".db-journal")))]
+    assert any(p.suffix == ".log" for p in out)
+    return out
