@@ -75,7 +75,7 @@ async def configure_switch(cluster: Cluster, terminals: list[tuple[str, str]],
 
 
 async def start_all(cluster: Cluster, terminals: list[tuple[str, str]],
-                    issuer_timeout_ms: int = 2000) -> None:
+                    issuer_timeout_ms: int = 2000, seed_args: tuple[str, ...] = ()) -> None:
     """Initialises what is missing, starts HSM, issuer and switch, and configures them."""
     lmk = cluster.var / "hsm" / "lmk.key"
     if not lmk.exists():
@@ -84,7 +84,7 @@ async def start_all(cluster: Cluster, terminals: list[tuple[str, str]],
         certs.init(cluster.var / "certs")
     cluster.start_hsm()
     await ensure_keys(cluster.hsm)
-    cluster.cli("issuer", "seed", "--hsm", cluster.hsm)
+    cluster.cli("issuer", "seed", "--hsm", cluster.hsm, *seed_args)
     cluster.start_issuer()
     cluster.start_switch()
     await configure_switch(cluster, terminals, issuer_timeout_ms)

@@ -18,7 +18,7 @@ def luhn_valid(pan: str) -> bool:
     >>> luhn_valid("4111111111111111"), luhn_valid("4111111111111112")
     (True, False)
     """
-    if not pan or not _DIGITS.match(pan):
+    if not pan or not _DIGITS.fullmatch(pan):
         return False
     total = 0
     for i, ch in enumerate(reversed(pan)):
@@ -50,7 +50,7 @@ def mask_pan(pan: str) -> str:
 
 def validate_pan(pan: str, field: str = "pan") -> str | None:
     """A description of what is wrong with ``pan``, naming ``field``, or None. Never echoes it."""
-    if not _DIGITS.match(pan or ""):
+    if not _DIGITS.fullmatch(pan or ""):
         return f"{field}: must be digits only"
     if not 13 <= len(pan) <= 19:
         return f"{field}: must be 13 to 19 digits, got {len(pan)}"

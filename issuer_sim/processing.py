@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cardswitch import currency, db, iso8583, responses
-from cardswitch.cards import Track2, mask_pan, parse_track2
+from cardswitch.cards import Track2, mask_pan, parse_track2, validate_pan
 from cardswitch.iso8583 import Message
 from cardswitch.v1 import common_pb2, hsm_pb2, hsm_pb2_grpc
 from issuer_sim.models import (
@@ -90,7 +90,6 @@ SHORT_REASONS = {
 
 _AMOUNT = re.compile(r"^[0-9]{12}$")
 _YYMM = re.compile(r"^[0-9]{2}(0[1-9]|1[0-2])$")
-_PAN = re.compile(r"^[0-9]{13,19}$")
 
 
 class HsmUnavailable(Exception):
@@ -266,8 +265,8 @@ def parse_request(message: Message, *, amount_required: bool = True) -> Request:
         except ValueError as exc:
             raise Declined("30", "DE 35 malformed") from exc
     pan = message.get("2") or (track2.pan if track2 else "")
-    if not _PAN.match(pan) or (track2 is not None and track2.pan != pan):
-        raise Declined("14", "PAN missing or malformed")
+    if validate_pan(pan) or (track2 is not None and track2.pan != pan):
+        raise Declined("14", "PAN missing or invalid")
     expiry = message.get("14")
     if expiry is not None and not _YYMM.match(expiry):
         raise Declined("54", "DE 14 malformed")
@@ -286,7 +285,7 @@ def parse_reversal(message: Message) -> Request:
     raw_amount = message.get("4", "")
     pan = message.get("2", "")
     req = _request(message, int(raw_amount) if _AMOUNT.match(raw_amount) else 0,
-                   pan if _PAN.match(pan) else "")
+                   "" if validate_pan(pan) else pan)
     if not req.rrn and req.original is None:
         raise Declined("30", "no DE 37 nor DE 90")
     return req

@@ -46,6 +46,8 @@ class _Link:
     writer: asyncio.StreamWriter
     peer: str
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Requests read on this connection and not answered yet.
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def send(self, data: bytes) -> bool:
         async with self.lock:
@@ -86,8 +88,7 @@ class IssuerHost:
         finally:
             self._links.discard(link)
             if graceful:  # the peer closed its side: finish answering what it sent
-                pending = [t for t in self._tasks if t.get_name() == peer]
-                await asyncio.gather(*pending, return_exceptions=True)
+                await asyncio.gather(*link.tasks, return_exceptions=True)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -116,9 +117,10 @@ class IssuerHost:
                 log.info("%s: fault DISCONNECT on %s STAN %s", link.peer, mti,
                          message.get("11", ""))
                 return False
-            task = asyncio.create_task(self._answer(message, fault, link), name=link.peer)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task = asyncio.create_task(self._answer(message, fault, link))
+            for tasks in (self._tasks, link.tasks):
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
 
     async def _answer(self, message: Message, fault: FaultRule | None, link: _Link) -> None:
         mti = str(message.get("t", ""))

@@ -132,7 +132,7 @@ def test_terminal_id_that_is_not_a_safe_file_name_is_refused(tmp_path: Path) -> 
         PinPad.install("../etc", IPEK, INITIAL_KSN, tmp_path)
 
 
-class FakeAdmin(admin_pb2_grpc.AdminServiceServicer):  # type: ignore[misc]
+class FakeAdmin(admin_pb2_grpc.AdminServiceServicer):
     """Plays the switch's side of provisioning: wraps a known IPEK under the pad's public key."""
 
     def __init__(self, ipek: bytes, kcv_hex: str | None = None) -> None:
@@ -140,7 +140,7 @@ class FakeAdmin(admin_pb2_grpc.AdminServiceServicer):  # type: ignore[misc]
         self.kcv_hex = kcv_hex if kcv_hex is not None else kcv.kcv(ipek).hex().upper()
         self.requests: list[admin_pb2.ProvisionTerminalKeyRequest] = []
 
-    async def ProvisionTerminalKey(  # noqa: N802 (gRPC method name)
+    async def ProvisionTerminalKey(
         self, request: admin_pb2.ProvisionTerminalKeyRequest, context: object
     ) -> admin_pb2.ProvisionTerminalKeyResponse:
         self.requests.append(request)
@@ -178,7 +178,8 @@ def test_provisioning_unwraps_the_oaep_wrapped_ipek_and_seals_it(tmp_path: Path)
     assert isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size == 2048
     assert pad.ksn == INITIAL_KSN
     block, ksn = PinPad.load("TERM0001", tmp_path).encrypt_pin("1234", PAN)
-    assert block.hex().upper() == "1B9C1845EB993A7A"
+    assert (block.hex().upper(), ksn.hex().upper()) == ("1B9C1845EB993A7A",
+                                                        "FFFF9876543210E00001")
     assert IPEK not in (tmp_path / "TERM0001.pinpad").read_bytes()
 
 

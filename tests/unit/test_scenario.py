@@ -210,13 +210,14 @@ def test_wrong_pin_differs_in_every_digit() -> None:
 
 # --- running against a fake switch --------------------------------------------------------------
 
-class FakeAcquirer(acquiring_pb2_grpc.AcquiringServiceServicer):  # type: ignore[misc]
+class FakeAcquirer(acquiring_pb2_grpc.AcquiringServiceServicer):
     """Approves everything except a PIN that is not the card's; replays repeated request keys."""
 
     def __init__(self) -> None:
         self.requests: list[Any] = []
         self.answers: dict[tuple[str, str, str], Any] = {}
         self.pins = {c.pan: c.pin for c in CARDS.values()}
+        self.forget_authorizations = False
 
     def _answer(self, request: Any, make: Callable[[str], Any]) -> Any:
         self.requests.append(request)
@@ -248,27 +249,27 @@ class FakeAcquirer(acquiring_pb2_grpc.AcquiringServiceServicer):  # type: ignore
     def _result(code: str) -> common_pb2.Result:
         return common_pb2.Result(response_code=code, reason=reason(code), approved=approved(code))
 
-    async def Authorize(self, request: Any, context: Any) -> Any:  # noqa: N802
+    async def Authorize(self, request: Any, context: Any) -> Any:
         return self._answer(request, lambda tid: acquiring_pb2.AuthorizeResponse(
             transaction_id=tid, result=self._result(self._code(request)),
             masked_pan=mask_pan(self._pan(request.card))))
 
-    async def Capture(self, request: Any, context: Any) -> Any:  # noqa: N802
-        if request.original_transaction_id not in {a.transaction_id for a in
-                                                   self.answers.values()}:
+    async def Capture(self, request: Any, context: Any) -> Any:
+        known = {a.transaction_id for a in self.answers.values()}
+        if self.forget_authorizations or request.original_transaction_id not in known:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such pre-authorization")
         return self._answer(request, lambda tid: acquiring_pb2.CaptureResponse(
             transaction_id=tid, result=self._result("00")))
 
-    async def Reverse(self, request: Any, context: Any) -> Any:  # noqa: N802
+    async def Reverse(self, request: Any, context: Any) -> Any:
         return self._answer(request, lambda tid: acquiring_pb2.ReverseResponse(
             transaction_id=tid, result=self._result("00")))
 
-    async def Refund(self, request: Any, context: Any) -> Any:  # noqa: N802
+    async def Refund(self, request: Any, context: Any) -> Any:
         return self._answer(request, lambda tid: acquiring_pb2.RefundResponse(
             transaction_id=tid, result=self._result("00")))
 
-    async def BalanceInquiry(self, request: Any, context: Any) -> Any:  # noqa: N802
+    async def BalanceInquiry(self, request: Any, context: Any) -> Any:
         available = common_pb2.Balance(type=common_pb2.BALANCE_TYPE_AVAILABLE,
                                        amount=common_pb2.Money(amount_minor=250000,
                                                                currency="USD"))
@@ -336,6 +337,7 @@ def test_scenario_run_passes_and_sends_what_each_transaction_says(tmp_path: Path
     assert buy.entry_mode == common_pb2.ENTRY_MODE_MAGSTRIPE
     assert (buy.amount.amount_minor, buy.amount.currency) == (1234, "USD")
     assert buy.type == acquiring_pb2.AUTHORIZATION_TYPE_PURCHASE
+    assert bad.pin_block.ksn != buy.pin_block.ksn
     assert keyed.entry_mode == common_pb2.ENTRY_MODE_MANUAL
     assert (keyed.card.manual.pan, keyed.card.manual.expiry_yymm, keyed.card.manual.cvv2) == (
         "5413330089010038", "2911", "456")
@@ -350,12 +352,17 @@ def test_scenario_run_passes_and_sends_what_each_transaction_says(tmp_path: Path
     assert reversal.reason == acquiring_pb2.REVERSAL_REASON_TIMEOUT
     assert (reversal.original_key.stan, reversal.original_key.local_date_time) == (
         buy.key.stan, buy.key.local_date_time)
+    assert balance.card.track2.data == CARDS["acct-visa-ok"].track2
     assert again2 == again
     stans = [r.key.stan for r in fake.requests[:-1]]
     assert stans == [f"{n:06d}" for n in range(1, 11)]
     assert all(len(r.key.local_date_time) == 12 for r in fake.requests)
     assert {r.key.merchant_id for r in fake.requests} == {"MERCHANT000001"}
-    assert len({r.pin_block.ksn for r in fake.requests if r.HasField("pin_block")}) == 5
+    with_pin = [r for r in fake.requests if "pin_block" in r.DESCRIPTOR.fields_by_name
+                and r.HasField("pin_block")]
+    assert [r.key.stan for r in with_pin] == ["000001", "000002", "000004", "000009", "000010",
+                                              "000010"]
+    assert len({r.pin_block.ksn for r in with_pin}) == 5
 
 
 def test_a_code_other_than_the_expected_one_fails(tmp_path: Path) -> None:
@@ -385,14 +392,7 @@ def test_capture_of_an_unknown_transaction_is_reported_as_its_grpc_status(
     ))
 
     async def body(pos: Pos, fake: FakeAcquirer) -> Any:
-        original = fake.Authorize
-
-        async def authorize_without_memory(request: Any, context: Any) -> Any:
-            answer = await original(request, context)
-            fake.answers.clear()
-            return answer
-
-        fake.Authorize = authorize_without_memory
+        fake.forget_authorizations = True
         return await run_scenario(pos, parsed, CARDS)
 
     results = against_fake(tmp_path, body)
@@ -420,5 +420,5 @@ def test_stan_is_persisted_across_terminals_and_wraps_after_999999(tmp_path: Pat
 
     again = StanCounter.for_terminal("TERM0001", tmp_path)
     assert again.next() == "000003"
-    assert again.reserve(999_997) == 4
+    assert again.reserve(999_996) == 4
     assert again.next() == "000001"

@@ -1,0 +1,165 @@
+"""``./run bench``: bare gRPC echo vs the full Authorize path, same load generator, one run.
+
+Both servers are separate processes of the same flavour (grpc.aio, mTLS); the Authorize path is
+switch + HSM + issuer over ISO 8583 with the journal on PostgreSQL. Steps:
+  1. closed loop against the echo server            -> echo_rps
+  2. closed loop against Authorize                  -> authorize_tps (the peak)
+  3. open loop against Authorize at 80% of the peak -> p50_ms, p99_ms at that load
+Writes ``bench/results/latest.json`` and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import grpc
+from rich.console import Console
+from rich.table import Table
+
+from cardswitch import bootstrap, certs
+from cardswitch.config import ROOT
+from cardswitch.launcher import Cluster, free_port
+from terminals.load import LoadReport, run_load
+from terminals.pinpad import provision
+from terminals.pos import Pos, StanCounter, load_cards, open_channel
+
+RESULTS = ROOT / "bench" / "results"
+TERMINAL = ("BENCH001", "BENCHMERCHANT01")
+
+
+def _pg_url(base: str) -> tuple[str, str]:
+    import psycopg
+    schema = f"cs_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(base.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{base}?options=-csearch_path%3D{schema}", schema
+
+
+def _drop_schema(base: str, schema: str) -> None:
+    import psycopg
+    with psycopg.connect(base.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+async def _echo_load(port: int, certs_dir: Path, duration: float, concurrency: int,
+                     console: Console) -> LoadReport:
+    channel = open_channel(f"127.0.0.1:{port}", certs_dir=certs_dir)
+    call = channel.unary_unary("/cardswitch.bench.Echo/Echo")
+    payload = b"x" * 200  # about the size of an AuthorizeRequest
+
+    async def send(_i: int) -> bool:
+        await call(payload, timeout=10)
+        return True
+    try:
+        await send(0)
+        return await run_load(send, 0, duration, concurrency=concurrency, mode="closed",
+                              console=console)
+    finally:
+        await channel.close()
+
+
+async def _authorize_loads(cluster: Cluster, duration: float, concurrency: int,
+                           console: Console) -> tuple[LoadReport, LoadReport]:
+    term_dir = cluster.var / "terminals"
+    channel = open_channel(cluster.switch, certs_dir=cluster.var / "certs")
+    pinpad = await provision(channel, TERMINAL[0], directory=term_dir)
+    pos = Pos(channel, *TERMINAL, pinpad=pinpad, owns_channel=True,
+              stan=StanCounter.for_terminal(TERMINAL[0], term_dir))
+    cards = list(load_cards(cluster.var / "issuer" / "cards.json").values())
+    async with pos:
+        await run_load(pos, 50, 2, cards, concurrency=16, progress=False)  # warm-up
+        peak = await run_load(pos, 0, duration, cards, concurrency=concurrency, mode="closed",
+                              console=console)
+        target = max(1.0, 0.8 * peak.achieved_tps)
+        at80 = await run_load(pos, target, duration, cards, concurrency=concurrency * 4,
+                              mode="open", console=console)
+    return peak, at80
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="./run bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=15.0, help="seconds per measurement")
+    p.add_argument("--concurrency", type=int, default=32, help="closed-loop workers")
+    p.add_argument("--workers", type=int, default=1, help="switch processes (SO_REUSEPORT)")
+    p.add_argument("--database-url", default=os.environ.get(
+        "CARDSWITCH_BENCH_PG", "postgresql+psycopg://127.0.0.1:5432/test"))
+    p.add_argument("--output", default=str(RESULTS / "latest.json"))
+    args = p.parse_args(argv)
+    console = Console()
+    var = Path(tempfile.mkdtemp(prefix="cardswitch-bench-"))
+    url, schema = _pg_url(args.database_url)
+    cluster = Cluster(var=var, database_url=url, switch_workers=args.workers)
+    certs_dir = certs.init(var / "certs")
+    echo_port = free_port()
+    echo = subprocess.Popen([sys.executable, "-m", "bench.echo", "--port", str(echo_port),
+                             "--certs", str(certs_dir)], stdout=subprocess.PIPE, text=True,
+                            env=cluster.env())
+    try:
+        assert echo.stdout is not None
+        echo.stdout.readline()
+        console.print(f"[bold]1/3[/] bare gRPC echo, closed loop, {args.concurrency} workers")
+        echo_report = asyncio.run(_echo_load(echo_port, certs_dir, args.duration,
+                                             args.concurrency, console))
+        echo.terminate()
+        echo.wait(10)
+        asyncio.run(bootstrap.start_all(cluster, [TERMINAL], issuer_timeout_ms=5000,
+                                        seed_args=("--cards", str(ROOT / "bench" / "cards.yaml"))))
+        console.print(f"[bold]2/3[/] Authorize closed loop then [bold]3/3[/] open loop at 80% "
+                      f"of the peak (switch workers={args.workers}, journal on PostgreSQL)")
+        peak, at80 = asyncio.run(_authorize_loads(cluster, args.duration, args.concurrency,
+                                                  console))
+    finally:
+        if echo.poll() is None:
+            echo.kill()
+        cluster.stop_all()
+        _drop_schema(args.database_url, schema)
+    result: dict[str, Any] = {
+        "authorize_tps": round(peak.achieved_tps, 1),
+        "echo_rps": round(echo_report.achieved_tps, 1),
+        "ratio": round(peak.achieved_tps / echo_report.achieved_tps, 3),
+        "p50_ms": round(at80.p50_ms, 2),
+        "p99_ms": round(at80.p99_ms, 2),
+        "load_at_80pct_tps": round(at80.achieved_tps, 1),
+        "peak_p50_ms": round(peak.p50_ms, 2), "peak_p99_ms": round(peak.p99_ms, 2),
+        "echo_p50_ms": round(echo_report.p50_ms, 2), "echo_p99_ms": round(echo_report.p99_ms, 2),
+        "authorize_errors": {**peak.errors, **at80.errors},
+        "authorize_declined": peak.declined + at80.declined,
+        "switch_workers": args.workers, "concurrency": args.concurrency,
+        "duration_s": args.duration, "cpus": os.cpu_count(),
+        "python": platform.python_version(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "reports": {"echo": asdict(echo_report), "authorize_peak": asdict(peak),
+                    "authorize_80pct": asdict(at80)},
+    }
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    table = Table(title="cardswitch bench (same load generator, same box, one run)")
+    for col in ("measure", "rate /s", "p50 ms", "p99 ms"):
+        table.add_column(col)
+    table.add_row("bare gRPC echo (closed loop)", f"{result['echo_rps']:.0f}",
+                  f"{result['echo_p50_ms']}", f"{result['echo_p99_ms']}")
+    table.add_row("Authorize peak (closed loop)", f"{result['authorize_tps']:.0f}",
+                  f"{result['peak_p50_ms']}", f"{result['peak_p99_ms']}")
+    table.add_row("Authorize at 80% of peak (open loop)", f"{result['load_at_80pct_tps']:.0f}",
+                  f"{result['p50_ms']}", f"{result['p99_ms']}")
+    console.print(table)
+    console.print(f"ratio authorize_tps / echo_rps = [bold]{result['ratio']}[/]; "
+                  f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
