@@ -153,7 +153,7 @@ def write_report(rows: list[Row], path: Path) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(width=max(140, Console().width))
     var = Path(args.var) if args.var else var_dir()
     cluster = Cluster(var=var, database_url=args.database_url)
     console.print(f"[bold]cardswitch demo[/] var={var} database="

@@ -280,12 +280,16 @@ def parse_request(message: Message, *, amount_required: bool = True) -> Request:
                     pin_block=bytes.fromhex(message["52"]) if "52" in message else None)
 
 
-def parse_reversal(message: Message) -> Request:
-    """Reads a reversal: it needs only the references to its original (DE 37, DE 90)."""
+def parse_follow_up(message: Message, *, amount_required: bool) -> Request:
+    """Reads a completion or reversal: the references to its original (DE 37, DE 90) and the
+    amount; the card data is optional (the original was already checked)."""
     raw_amount = message.get("4", "")
+    if amount_required:
+        amount = parse_amount(message)
+    else:
+        amount = int(raw_amount) if _AMOUNT.match(raw_amount) else 0
     pan = message.get("2", "")
-    req = _request(message, int(raw_amount) if _AMOUNT.match(raw_amount) else 0,
-                   "" if validate_pan(pan) else pan)
+    req = _request(message, amount, "" if validate_pan(pan) else pan)
     if not req.rrn and req.original is None:
         raise Declined("30", "no DE 37 nor DE 90")
     return req
@@ -518,7 +522,7 @@ class Processor:
 
     async def _complete(self, message: Message) -> Outcome:
         """Captures a pre-authorisation: debits the final amount and releases its hold."""
-        req = parse_request(message)
+        req = parse_follow_up(message, amount_required=True)
         original = await self._db(self._find_original, req, ("0100",))
         if original is None:
             return Outcome.declined(Decline("25", "pre-auth not found"))
@@ -558,7 +562,7 @@ class Processor:
 
     async def _reverse(self, message: Message, *, advice: bool) -> Outcome:
         """Undoes an original in full; an advice (0420) is always acknowledged."""
-        req = parse_reversal(message)
+        req = parse_follow_up(message, amount_required=False)
         original = await self._db(self._find_original, req, ("0100", "0200", "0220"))
         account_id = original.account_id if original is not None else None
         if account_id is None and advice and req.pan:

@@ -57,6 +57,8 @@ ISSUER_KEYS: tuple[tuple[str, hsm_pb2.KeyType, hsm_pb2.KeyAlgorithm], ...] = (
 )
 #: Track 2 discretionary data: PIN verification key index, then a PVV this issuer does not use.
 PVKI, PVV = "1", "0000"
+#: Track 2 holds at most 37 characters (ISO/IEC 7813), DE 35 too.
+TRACK2_MAX = 37
 
 
 @dataclass(frozen=True)
@@ -202,8 +204,7 @@ def seed(hsm_address: str, cards_path: Path = DEFAULT_CARDS, *, reset: bool = Fa
                     account_id=card.account_id, pan=card.pan, brand=card.brand, pin=card.pin,
                     expiry_yymm=card.expiry_yymm, service_code=card.service_code,
                     cvv2=hsm.cvv(card.pan, card.expiry_yymm, CVV2_SERVICE_CODE),
-                    track2=(f"{card.pan}={card.expiry_yymm}{card.service_code}"
-                            f"{PVKI}{PVV}{cvv1}000000")))
+                    track2=track2(card, cvv1)))
     finally:
         engine.dispose()
     path = write_card_file(plastics)
@@ -243,6 +244,17 @@ def _upsert(s: Any, card: CardSpec, offset: str, protected: Any, reset: bool) ->
     if reset:
         return "reset"
     return "refreshed" if changed else "unchanged"
+
+
+def track2(card: CardSpec, cvv1: str) -> str:
+    """``PAN=YYMMSSS`` + PVKI + PVV + CVV1 + zero fill, up to six zeros within 37 characters.
+
+    >>> card = load_cards(DEFAULT_CARDS)[0]
+    >>> track2(card, "123")[len(card.pan):]
+    '=30122011000012300000'
+    """
+    head = f"{card.pan}={card.expiry_yymm}{card.service_code}{PVKI}{PVV}{cvv1}"
+    return head + "0" * max(0, min(6, TRACK2_MAX - len(head)))
 
 
 def write_card_file(plastics: list[CardPlastic]) -> Path:

@@ -39,7 +39,7 @@ PROCESSING_SECONDS = Histogram(
 DRAIN_SECONDS = 5.0
 
 
-@dataclass
+@dataclass(eq=False)
 class _Link:
     """One TCP connection's writing side: whole frames only, one writer at a time."""
 
@@ -98,17 +98,22 @@ class IssuerHost:
         """Reads until end of stream (True) or until the link must be dropped (False)."""
         while True:
             try:
-                message = iso8583.decode(await iso8583.read_frame(reader))
+                raw = await iso8583.read_frame(reader)
             except asyncio.IncompleteReadError as exc:
                 if exc.partial:
                     log.warning("%s: stream ended inside a message (%d bytes)", link.peer,
                                 len(exc.partial))
                 return not exc.partial
             except iso8583.MessageError as exc:
-                log.warning("%s: not an ISO 8583 message of this dialect (%s); closing",
-                            link.peer, mask_pans_in(str(exc)))
+                log.warning("%s: %s; closing", link.peer, exc)
                 return False
             except ConnectionError:
+                return False
+            try:
+                message = iso8583.decode(raw)
+            except Exception as exc:  # pyiso8583 also raises KeyError, e.g. for an unknown field
+                log.warning("%s: not an ISO 8583 message of this dialect (%s: %s); closing",
+                            link.peer, type(exc).__name__, mask_pans_in(str(exc)))
                 return False
             mti = str(message.get("t", ""))
             self._stats.received[mti] += 1

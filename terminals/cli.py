@@ -26,6 +26,7 @@ from rich.table import Table
 from cardswitch import errors
 from cardswitch.cards import mask_pans_in
 from cardswitch.currency import format_amount
+from cardswitch.responses import reason
 from terminals import pinpad
 from terminals.load import run_load
 from terminals.pos import Card, Outcome, Pos, load_cards
@@ -72,6 +73,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = add("capture", "capture an approved pre-authorization", _capture)
     p.add_argument("--ref", required=True, metavar="TXN_ID", help="the pre-authorization")
     _amount_args(p, required=True)
+    p.add_argument("--retry-same", action="store_true", help="send the same request twice")
 
     p = add("void", "void an approved transaction", _void)
     p.add_argument("--ref", required=True, metavar="TXN_ID", help="the transaction to void")
@@ -84,7 +86,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = add("balance", "balance inquiry", _balance)
     _card_args(p, pin=True)
-    p.add_argument("--retry-same", action="store_true", help="send the same request twice")
 
     p = add("get", "show a transaction from the switch journal", _get)
     p.add_argument("transaction_id", metavar="TXN_ID")
@@ -206,7 +207,7 @@ async def _purchase(args: argparse.Namespace) -> int:
 async def _capture(args: argparse.Namespace) -> int:
     amount = parse_amount(args.amount, args.currency, "--amount")
     async with _pos(args) as pos:
-        outcome = await pos.capture(args.ref, amount, args.currency)
+        outcome = await pos.capture(args.ref, amount, args.currency, retry_same=args.retry_same)
     return _print_outcome(outcome)
 
 
@@ -278,13 +279,15 @@ async def _run_scenario(args: argparse.Namespace) -> int:
 
 
 def approved_path_accounts(path: Path = TESTCARDS) -> list[str]:
-    """Test cards that should approve small purchases: active, unexpired, daily limit >= 1000."""
+    """Test cards that should approve many small purchases: active, unexpired, with a balance
+    and a daily limit of at least 1000.00."""
     data = yaml.safe_load(path.read_text())
     this_month = datetime.now().strftime("%y%m")
     return [
         c["account_id"] for c in data.get("cards", [])
         if c.get("status") == "active" and str(c.get("expiry_yymm", "0000")) >= this_month
         and int(c.get("daily_limit_minor", 0)) >= 100_000
+        and int(c.get("balance_minor", 0)) >= 100_000
     ]
 
 
@@ -316,7 +319,9 @@ async def _load(args: argparse.Namespace) -> int:
         f"{report.max_ms:.2f}",
     )
     out.print(table)
+    for code, count in sorted(report.declines.items()):
+        out.print(f"  declined {code} ({reason(code)}): {count}")
     for code, count in sorted(report.errors.items()):
-        out.print(f"  {code}: {count}")
+        out.print(f"  error {code}: {count}")
     return 0 if report.answered and not report.errors else 1
 

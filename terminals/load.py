@@ -8,9 +8,10 @@ reached is not sent and counts as ``skipped``. Closed loop runs ``concurrency`` 
 send, wait for the answer and send again, for benchmarks that want the ceiling.
 
 What is sent is pluggable: a :data:`Send` is any callable taking the request number and
-returning an awaitable that resolves to ``True`` (approved) or ``False`` (declined) and raises
-for a failed call. :func:`purchase_sender` makes one that sends purchases through a
-:class:`~terminals.pos.Pos`; a benchmark can pass a bare echo call instead.
+returning an awaitable that resolves to ``True`` (approved), ``False`` (declined) or an ISO 8583
+response code (declines are then counted by code), and raises for a failed call.
+:func:`purchase_sender` makes one that sends purchases through a :class:`~terminals.pos.Pos`;
+a benchmark can pass a bare echo call instead.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ import grpc
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cardswitch.responses import approved as code_approved
 from cardswitch.v1 import acquiring_pb2, common_pb2
 from terminals.pos import STAN_MAX, Card, Entry, Pos, card_input, local_date_time
 
-Send = Callable[[int], Awaitable[bool]]
+Send = Callable[[int], Awaitable[bool | str]]
 Mode = Literal["open", "closed"]
 _STAN_BLOCK = 1000
+_KSN_BLOCK = 1000
 
 
 def percentile(sorted_samples: Sequence[float], p: float) -> float:
@@ -63,6 +66,8 @@ class LoadReport:
     approved: int
     declined: int
     errors: dict[str, int] = field(default_factory=dict)
+    #: Declines by response code, when the :data:`Send` answers with codes.
+    declines: dict[str, int] = field(default_factory=dict)
     achieved_tps: float = 0.0
     p50_ms: float = 0.0
     p95_ms: float = 0.0
@@ -75,11 +80,13 @@ class LoadReport:
 
     def summary(self) -> str:
         errors = ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items())) or "none"
+        declines = ", ".join(f"{k} {v}" for k, v in sorted(self.declines.items()))
         target = f"target {self.target_tps:g} TPS, " if self.mode == "open" else ""
         return (
             f"{self.mode} loop, {target}concurrency {self.concurrency}, {self.elapsed_s:.1f} s: "
             f"sent {self.sent} (skipped {self.skipped}), answered {self.answered} "
-            f"(approved {self.approved}, declined {self.declined}), errors: {errors}; "
+            f"(approved {self.approved}, declined {self.declined}"
+            f"{': ' + declines if declines else ''}), errors: {errors}; "
             f"achieved {self.achieved_tps:.1f} TPS; latency ms p50 {self.p50_ms:.2f} "
             f"p95 {self.p95_ms:.2f} p99 {self.p99_ms:.2f} max {self.max_ms:.2f}"
         )
@@ -88,25 +95,32 @@ class LoadReport:
 class _Tally:
     """Counters and latency samples (seconds) of one run, updated from the event loop only."""
 
-    __slots__ = ("approved", "declined", "errors", "in_flight", "latencies", "send", "sent",
-                 "skipped")
+    __slots__ = ("approved", "declined", "declines", "errors", "in_flight", "latencies", "send",
+                 "sent", "skipped")
 
     def __init__(self, send: Send) -> None:
         self.send = send
         self.sent = self.skipped = self.approved = self.declined = self.in_flight = 0
         self.errors: dict[str, int] = {}
+        self.declines: dict[str, int] = {}
         self.latencies: list[float] = []
 
     async def one(self, i: int, scheduled: float) -> None:
         """Sends request ``i``; the caller has already counted it in ``in_flight``."""
         try:
-            approved = await self.send(i)
+            answer = await self.send(i)
         except Exception as exc:  # every failed call is counted, by gRPC code where there is one
             name = _error_name(exc)
             self.errors[name] = self.errors.get(name, 0) + 1
         else:
             self.latencies.append(time.perf_counter() - scheduled)
-            if approved:
+            if isinstance(answer, str):
+                if code_approved(answer):
+                    self.approved += 1
+                else:
+                    self.declined += 1
+                    self.declines[answer] = self.declines.get(answer, 0) + 1
+            elif answer:
                 self.approved += 1
             else:
                 self.declined += 1
@@ -178,7 +192,8 @@ async def _show_progress(
             answered = tally.approved + tally.declined
             stats = (f"{tally.sent} sent, {answered} answered ({tally.approved} approved), "
                      f"{sum(tally.errors.values())} errors, {tally.in_flight} in flight")
-            bar.update(task, completed=min(duration_s, time.perf_counter() - start), stats=stats)
+            elapsed = duration_s if done.is_set() else time.perf_counter() - start
+            bar.update(task, completed=min(duration_s, elapsed), stats=stats)
             if done.is_set():
                 return
             try:
@@ -244,7 +259,8 @@ def _report(
         mode=mode, target_tps=tps if mode == "open" else 0.0, concurrency=concurrency,
         elapsed_s=elapsed, planned=planned, sent=tally.sent, skipped=tally.skipped,
         answered=answered, approved=tally.approved, declined=tally.declined,
-        errors=dict(tally.errors), achieved_tps=answered / elapsed if elapsed > 0 else 0.0,
+        errors=dict(tally.errors), declines=dict(tally.declines),
+        achieved_tps=answered / elapsed if elapsed > 0 else 0.0,
         p50_ms=ms[0], p95_ms=ms[1], p99_ms=ms[2], max_ms=ms[3],
     )
 
@@ -268,7 +284,9 @@ class _PurchaseSender:
         self._authorize = pos.stub.Authorize
         self._timeout = pos.timeout_s
         self._terminal_id, self._merchant_id, self._mcc = pos.terminal_id, pos.merchant_id, pos.mcc
-        self._pinpad = pos.pinpad_if_provisioned() if pin_every else None
+        pad = pos.pinpad_if_provisioned() if pin_every else None
+        # a file-backed pad would write its state on every PIN; lease KSNs a block at a time
+        self._pinpad = pad.lease(_KSN_BLOCK) if pad is not None and pad.persistent else pad
         self._pin_every = pin_every
         self._stan_next = self._stan_left = 0
         self._ldt_second, self._ldt = -1, ""
@@ -287,7 +305,7 @@ class _PurchaseSender:
             self._ldt_second, self._ldt = now, local_date_time(now)
         return self._ldt
 
-    async def __call__(self, i: int) -> bool:
+    async def __call__(self, i: int) -> bool | str:
         card, source, entry_mode = self._cards[i % len(self._cards)]
         pin_block = None
         if self._pinpad is not None and (i // len(self._cards)) % self._pin_every == 0:
@@ -302,7 +320,7 @@ class _PurchaseSender:
             pin_block=pin_block, mcc=self._mcc,
         )
         response = await self._authorize(request, timeout=self._timeout)
-        return bool(response.result.approved)
+        return str(response.result.response_code)
 
 
 def purchase_sender(
@@ -311,7 +329,8 @@ def purchase_sender(
 ) -> Send:
     """A :data:`Send` for purchases through ``pos``'s channel, light enough for the hot loop.
 
-    Card inputs are built once; STANs are taken from the terminal's counter a thousand at a
-    time; PINs go through ``pos``'s PIN pad when it has one (0 for ``pin_every`` means never).
+    Card inputs are built once; STANs are taken from the terminal's counter, and KSNs from a
+    file-backed PIN pad, a thousand at a time; PINs go through ``pos``'s PIN pad when it has one
+    (0 for ``pin_every`` means never).
     """
     return _PurchaseSender(pos, cards, amount_minor, currency, pin_every, entry)

@@ -60,8 +60,9 @@ def default_cards_path() -> Path:
 def load_cards(path: Path | None = None) -> dict[str, Card]:
     """Cards by account id from an embossing file (default ``$CARDSWITCH_VAR/issuer/cards.json``).
 
-    The file is a JSON list of objects with ``account_id, pan, brand, pin, expiry_yymm,
-    service_code, cvv2, track2``; other keys are ignored.
+    The file holds ``{"cards": [...]}`` (as ``cardswitch issuer seed`` writes it) or a bare
+    list of objects with ``account_id, pan, brand, pin, expiry_yymm, service_code, cvv2,
+    track2``; other keys are ignored.
     """
     path = path or default_cards_path()
     try:
@@ -70,8 +71,10 @@ def load_cards(path: Path | None = None) -> dict[str, Card]:
         raise ValueError(f"{path}: no embossing file; run `cardswitch issuer seed` first") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if isinstance(rows, dict):  # the issuer's card file: {"cards": [...]}
+        rows = rows.get("cards")
     if not isinstance(rows, list):
-        raise ValueError(f"{path}: must be a JSON list of cards")
+        raise ValueError(f"{path}: must be a JSON list of cards or {{\"cards\": [...]}}")
     cards: dict[str, Card] = {}
     for i, row in enumerate(rows):
         if not isinstance(row, dict):

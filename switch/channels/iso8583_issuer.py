@@ -222,8 +222,8 @@ class IssuerChannel:
     async def reverse(self, ctx: TxnContext, timeout: float, *, advice: bool) -> ChannelResult:
         """0400 (void) or 0420 (advice, e.g. after a timeout) for ``ctx.original``."""
         original = ctx.original or {}
-        orig_mti = {"preauth": "0100", "balance": "0100"}.get(original["kind"], "0200")
-        proc = iso8583.PROC_REFUND if original["kind"] == "refund" else iso8583.PROC_PURCHASE
+        orig_mti = {"preauth": "0100", "balance": "0100"}.get(original["type"], "0200")
+        proc = iso8583.PROC_REFUND if original["type"] == "refund" else iso8583.PROC_PURCHASE
         msg = self._financial(ctx, "0420" if advice else "0400", proc, iso8583.POS_NORMAL)
         msg["4"] = f"{original['amount_minor']:012d}"
         msg["11"] = original["stan"]

@@ -1,8 +1,8 @@
 """The issuer's decisions, one response code at a time, against a fake HSM and a real database.
 
 Every test sends decoded ISO 8583 requests to :class:`issuer_sim.processing.Processor` and checks
-the exact response fields and the account afterwards. SQLite always; PostgreSQL too when
-``CARDSWITCH_TEST_PG_URL`` is set (each run in its own schema).
+the exact response fields and the account afterwards. SQLite always; PostgreSQL too, each test
+in its own schema (``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import asyncio
 import hashlib
 import itertools
 import logging
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +24,7 @@ from hsm_sim.algorithms.pinblock import encode_iso0
 from issuer_sim import processing
 from issuer_sim.models import Account, Authorization
 from issuer_sim.processing import HsmUnavailable, Processor
+from tests.conftest import pg_schema
 
 PAN = "4761739001010010"
 OTHER_PAN = "5413330089010038"
@@ -36,38 +35,12 @@ NOW = datetime(2026, 5, 15, 12, 0, 0)
 _stans = itertools.count(1)
 
 
-def pg_schema_url(base: str, schema: str) -> str:
-    """A PostgreSQL URL whose connections work in ``schema`` (created here)."""
-    if base.startswith("postgresql://"):
-        base = "postgresql+psycopg://" + base.removeprefix("postgresql://")
-    engine = sa.create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options=-csearch_path%3D{schema}"
-
-
-def drop_pg_schema(base: str, schema: str) -> None:
-    if base.startswith("postgresql://"):
-        base = "postgresql+psycopg://" + base.removeprefix("postgresql://")
-    engine = sa.create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'issuer.db'}"
-        return
-    base = os.environ.get("CARDSWITCH_TEST_PG_URL", "")
-    if not base:
-        pytest.skip("CARDSWITCH_TEST_PG_URL not set")
-    schema = f"issuer_test_{uuid.uuid4().hex[:10]}"
-    yield pg_schema_url(base, schema)
-    drop_pg_schema(base, schema)
+    else:
+        yield from pg_schema()
 
 
 class FakeHsm:
@@ -247,6 +220,22 @@ def test_unknown_pan_is_declined_14(issuer: Processor) -> None:
     assert "38" not in response and "54" not in response
 
 
+def test_pan_failing_luhn_is_declined_14_without_asking_the_hsm(
+        issuer: Processor, hsm: FakeHsm) -> None:
+    response = send(issuer, request(pan="4761739001010011"))
+    assert (response["39"], response["44"]) == ("14", "PAN missing or invalid")
+    assert hsm.calls == []
+
+
+def test_unknown_network_management_code_is_declined_12(issuer: Processor) -> None:
+    response = send(issuer, {"t": "0800", "7": "0515120000", "11": "000778", "70": "999"})
+    assert (response["t"], response["39"]) == ("0810", "12")
+
+
+def test_message_outside_the_dialect_gets_no_answer(issuer: Processor) -> None:
+    assert asyncio.run(issuer.handle({"t": "0300", "11": "000001"})) is None
+
+
 @pytest.mark.parametrize(("status", "code"), [
     ("lost", "41"), ("stolen", "43"), ("blocked", "62"), ("suspended", "05")])
 def test_card_status_declines(issuer: Processor, status: str, code: str) -> None:
@@ -379,6 +368,15 @@ def test_preauth_holds_and_completion_debits_the_final_amount(issuer: Processor)
     assert (completion["t"], completion["39"]) == ("0230", "00")
     assert balances(completion) == (85_000, 85_000)
     assert (view(issuer).ledger_minor, view(issuer).holds_minor) == (85_000, 0)
+
+
+def test_completion_needs_no_card_data(issuer: Processor) -> None:
+    preauth = request("0100", amount=20_000, **{"25": "06"})
+    send(issuer, preauth)
+    completion = follow_up("0220", preauth, 7_000)
+    del completion["2"], completion["14"]
+    assert send(issuer, completion)["39"] == "00"
+    assert view(issuer).ledger_minor == 93_000
 
 
 def test_completion_above_the_held_amount_is_declined_13(issuer: Processor) -> None:

@@ -11,6 +11,8 @@ import pytest
 from rich.console import Console
 
 from cardswitch.v1 import acquiring_pb2, acquiring_pb2_grpc, common_pb2
+from hsm_sim.algorithms import dukpt
+from terminals.cli import approved_path_accounts
 from terminals.load import percentile, run_load
 from terminals.pinpad import PinPad
 from terminals.pos import Card, Pos, StanCounter
@@ -116,6 +118,19 @@ def test_errors_are_counted_by_grpc_code_and_declines_apart() -> None:
     assert report.error_count == 20
 
 
+def test_response_codes_are_counted_as_approvals_and_declines_by_code() -> None:
+    codes = ["00", "51", "55", "51", "10"]
+
+    async def send(i: int) -> str:
+        return codes[i % 5]
+
+    report = asyncio.run(run_load(send, tps=250, duration_s=0.2, concurrency=8, progress=False))
+
+    assert (report.sent, report.approved, report.declined) == (50, 20, 30)
+    assert report.declines == {"51": 20, "55": 10}
+    assert "declined 30: 51 20, 55 10" in report.summary()
+
+
 def test_closed_loop_keeps_exactly_concurrency_requests_in_flight() -> None:
     send = FakeSend(0.01)
 
@@ -177,7 +192,7 @@ def test_pos_load_sends_round_robin_purchases_with_unique_keys_and_some_pins(
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 pos = Pos(channel, "TERM0001", "MERCHANT000001",
-                          pinpad=PinPad.in_memory("TERM0001", IPEK, bytes(10)),
+                          pinpad=PinPad.install("TERM0001", IPEK, bytes(10), tmp_path),
                           stan=StanCounter.for_terminal("TERM0001", tmp_path))
                 report = await run_load(pos, tps=100, duration_s=0.4, cards=CARDS,
                                         concurrency=16, amount_minor=25, pin_every=2,
@@ -195,4 +210,10 @@ def test_pos_load_sends_round_robin_purchases_with_unique_keys_and_some_pins(
     assert [r.HasField("pin_block") for r in requests[:8]] == [True, True, False, False] * 2
     assert {(r.amount.amount_minor, r.amount.currency) for r in requests} == {(25, "USD")}
     assert len({r.pin_block.ksn for r in requests if r.HasField("pin_block")}) == 20
-    assert (tmp_path / "TERM0001.stan").read_text().strip() == "001000"  # a block was reserved
+    # STANs and KSNs were reserved on disk a block at a time, not written per request
+    assert (tmp_path / "TERM0001.stan").read_text().strip() == "001000"
+    assert dukpt.ksn_counter(PinPad.load("TERM0001", tmp_path).ksn) == 1000
+
+
+def test_default_load_cards_are_the_test_cards_that_should_approve() -> None:
+    assert approved_path_accounts() == ["acct-visa-ok", "acct-mc-ok", "acct-upi-ok"]

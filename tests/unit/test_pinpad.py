@@ -96,6 +96,32 @@ def test_two_pads_sharing_one_state_file_never_reuse_a_ksn(tmp_path: Path) -> No
     assert sorted(dukpt.ksn_counter(k) for k in ksns) == list(range(1, 9))
 
 
+def test_a_lease_marks_its_block_used_on_disk_before_handing_out_ksns(tmp_path: Path) -> None:
+    pad = PinPad.install("TERM0001", IPEK, INITIAL_KSN, tmp_path)
+    leased = pad.lease(10)
+
+    first = [dukpt.ksn_counter(leased.encrypt_pin("1234", PAN).ksn) for _ in range(3)]
+    on_disk = dukpt.ksn_counter(PinPad.load("TERM0001", tmp_path).ksn)
+    direct = dukpt.ksn_counter(pad.encrypt_pin("1234", PAN).ksn)
+    rest = [dukpt.ksn_counter(leased.encrypt_pin("1234", PAN).ksn) for _ in range(9)]
+
+    assert (first, on_disk, direct) == ([1, 2, 3], 10, 11)
+    assert rest == [4, 5, 6, 7, 8, 9, 10, 12, 13]  # the second block starts after 11
+    assert dukpt.ksn_counter(PinPad.load("TERM0001", tmp_path).ksn) == 21
+    encrypted = leased.encrypt_pin("4321", PAN)
+    assert decrypt_pin(IPEK, encrypted.block, encrypted.ksn, PAN) == "4321"
+
+
+def test_a_lease_of_an_in_memory_pad_shares_its_counter() -> None:
+    pad = PinPad.in_memory("TERM0001", IPEK, INITIAL_KSN)
+    leased = pad.lease(2)
+
+    used = [leased.encrypt_pin("1234", PAN).ksn, pad.encrypt_pin("1234", PAN).ksn,
+            leased.encrypt_pin("1234", PAN).ksn, leased.encrypt_pin("1234", PAN).ksn]
+
+    assert [dukpt.ksn_counter(k) for k in used] == [1, 3, 2, 4]
+
+
 def test_state_file_is_private_and_holds_no_clear_ipek(tmp_path: Path) -> None:
     pad = PinPad.install("TERM0001", IPEK, INITIAL_KSN, tmp_path)
     pad.encrypt_pin("1234", PAN)

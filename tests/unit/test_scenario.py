@@ -1,20 +1,25 @@
 """Scenario files: parsing, exact amounts, validation messages, and a run through the real Pos
 against a fake AcquiringService on a local gRPC server."""
 
+import argparse
 import asyncio
+import json
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+import yaml
 
 from cardswitch.cards import mask_pan, parse_track2
 from cardswitch.responses import approved, reason
-from cardswitch.v1 import acquiring_pb2, acquiring_pb2_grpc, common_pb2
+from cardswitch.v1 import acquiring_pb2, acquiring_pb2_grpc, admin_pb2_grpc, common_pb2
 from hsm_sim.algorithms import dukpt, pinblock, tdes
+from terminals import cli
 from terminals.pinpad import PinPad
-from terminals.pos import Card, Pos, StanCounter
+from terminals.pos import Card, Pos, StanCounter, load_cards
 from terminals.scenario import (
     ScenarioError,
     load_scenario,
@@ -23,6 +28,7 @@ from terminals.scenario import (
     run_scenario,
     wrong_pin,
 )
+from tests.unit.test_pinpad import FakeAdmin
 
 DEMO = Path(__file__).resolve().parents[2] / "terminals" / "scenarios" / "demo.yaml"
 IPEK = bytes.fromhex("6AC292FAA1315B4D858AB3A3D7D5933A")
@@ -422,3 +428,108 @@ def test_stan_is_persisted_across_terminals_and_wraps_after_999999(tmp_path: Pat
     assert again.next() == "000003"
     assert again.reserve(999_996) == 4
     assert again.next() == "000001"
+
+
+def test_cards_load_from_the_issuer_card_file_or_a_bare_list(tmp_path: Path) -> None:
+    rows = [dict(vars(c), status="active") for c in CARDS.values()]
+    (tmp_path / "issuer.json").write_text(json.dumps({"cards": rows}))
+    (tmp_path / "list.json").write_text(json.dumps(rows))
+
+    assert load_cards(tmp_path / "issuer.json") == CARDS
+    assert load_cards(tmp_path / "list.json") == CARDS
+
+
+def test_card_file_errors_name_the_card_and_missing_fields(tmp_path: Path) -> None:
+    (tmp_path / "cards.json").write_text(json.dumps({"cards": [{"account_id": "a", "pan": 4}]}))
+
+    with pytest.raises(ValueError, match=r"card \[0\] lacks string field\(s\) pan, brand, pin"):
+        load_cards(tmp_path / "cards.json")
+    assert "4761" not in repr(CARDS["acct-visa-ok"])
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+def terminal_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cardswitch")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_cli_registers_every_terminal_subcommand_with_the_common_flags() -> None:
+    parser = terminal_parser()
+    args = parser.parse_args(["terminal", "purchase", "--card", "acct-visa-ok", "--amount",
+                              "12.34", "--pin", "1234", "--entry", "manual", "--preauth"])
+    assert (args.switch, args.card, args.amount, args.pin, args.entry, args.preauth,
+            args.insecure, args.timeout) == ("127.0.0.1:7000", "acct-visa-ok", "12.34", "1234",
+                                             "manual", True, False, 10.0)
+
+    for argv in (["provision"], ["capture", "--ref", "t", "--amount", "1"], ["void", "--ref", "t"],
+                 ["refund", "--card", "a", "--amount", "1", "--ref", "t"],
+                 ["balance", "--card", "a", "--pin", "1234"], ["get", "t"], ["run", "x.yaml"],
+                 ["load", "--tps", "200", "--duration", "30", "--concurrency", "64"]):
+        args = parser.parse_args(["terminal", *argv, "--terminal-id", "TERM0009", "--insecure",
+                                  "--certs", "/c", "--merchant-id", "M1", "--switch", "h:1"])
+        assert callable(args.func)
+        assert (args.terminal_id, args.merchant_id, args.insecure, str(args.certs),
+                args.switch) == ("TERM0009", "M1", True, "/c", "h:1")
+
+
+def serve_in_thread(*services: tuple[Callable[[Any, Any], None], Any]
+                    ) -> tuple[int, Callable[[], None]]:
+    """A gRPC server on its own event loop thread, so the CLI can run its own asyncio.run."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start() -> tuple[Any, int]:
+        server = grpc.aio.server()
+        for add_to_server, servicer in services:
+            add_to_server(servicer, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server, port
+
+    server, port = asyncio.run_coroutine_threadsafe(start(), loop).result(5)
+
+    def stop() -> None:
+        asyncio.run_coroutine_threadsafe(server.stop(None), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+    return port, stop
+
+
+def test_cli_run_provisions_the_pin_pad_prints_the_table_and_exits_1_on_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CARDSWITCH_VAR", str(tmp_path))
+    (tmp_path / "cards.json").write_text(json.dumps({"cards": [vars(c) for c in CARDS.values()]}))
+    passing = tmp_path / "passing.yaml"
+    passing.write_text(yaml.safe_dump({"cards": "cards.json", "transactions": [
+        {"name": "buy", "type": "purchase", "card": "acct-visa-ok", "amount": "1.00",
+         "pin": "1234"},
+        {"name": "bad pin", "type": "purchase", "card": "acct-visa-ok", "amount": "1.00",
+         "pin": "wrong", "expect": "55"}]}))
+    failing = tmp_path / "failing.yaml"
+    failing.write_text(yaml.safe_dump({"cards": "cards.json", "transactions": [
+        {"name": "expects a decline", "type": "purchase", "card": "acct-mc-ok",
+         "amount": "1.00", "expect": "51"}]}))
+    acquirer, admin = FakeAcquirer(), FakeAdmin(IPEK)
+    port, stop = serve_in_thread(
+        (acquiring_pb2_grpc.add_AcquiringServiceServicer_to_server, acquirer),
+        (admin_pb2_grpc.add_AdminServiceServicer_to_server, admin))
+    try:
+        def run(path: Path) -> int:
+            args = terminal_parser().parse_args(
+                ["terminal", "run", str(path), "--switch", f"127.0.0.1:{port}", "--insecure"])
+            return int(args.func(args))
+
+        assert run(passing) == 0
+        assert "2 passed, 0 failed" in capsys.readouterr().out
+        assert run(failing) == 1
+        assert "0 passed, 1 failed" in capsys.readouterr().out
+    finally:
+        stop()
+    assert len(admin.requests) == 1  # provisioned once, then the sealed state was reused
+    assert (tmp_path / "terminals" / "TERM0001.pinpad").exists()
+    assert [r.key.stan for r in acquirer.requests] == ["000001", "000002", "000003"]
