@@ -104,6 +104,8 @@ def decode(raw: bytes) -> Message:
         message, _ = iso8583.decode(bytearray(raw), SPEC)
     except iso8583.DecodeError as exc:
         raise MessageError(str(exc)) from exc
+    except KeyError as exc:  # the bitmap names a field this dialect does not define
+        raise MessageError(f"field {exc.args[0]}: not defined in this dialect") from exc
     message.pop("p", None)
     message.pop("1", None)
     return dict(message)

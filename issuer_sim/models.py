@@ -74,6 +74,7 @@ class Authorization(Base):
                          name="uq_issuer_authorizations_request"),
         Index("ix_issuer_authorizations_rrn", "rrn"),
         Index("ix_issuer_authorizations_account_created", "account_id", "created_at"),
+        Index("ix_issuer_authorizations_account_hold", "account_id", "hold_minor"),
     )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)

@@ -11,8 +11,10 @@ An authorisation goes through three phases so that no database lock is held acro
 3. in one transaction, with the account row locked (``SELECT ... FOR UPDATE``), re-check,
    count PIN tries, check funds and the daily limit, post, and record the authorisation.
 
-Requests on one account are also serialised in-process by an asyncio lock, so PIN tries and
-balances never race inside this process; the row lock keeps them right across processes.
+Phase 3 decides again from the locked row, so what phases 1 and 2 read may be stale without
+harm: PIN tries and balances stay right across processes. In-process, commits on one account
+also wait on an asyncio lock, so they queue in the event loop instead of holding database
+threads blocked on the row lock.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import grpc
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, case, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -450,19 +452,19 @@ class Processor:
     async def _authorize(self, message: Message) -> Outcome:
         kind = transaction_kind(message.get("t", ""), message.get("3", ""))
         req = parse_request(message, amount_required=kind != BALANCE)
-        account_id = await self._db(self._account_id_for, await self.hsm.pan_token(req.pan))
-        if account_id is None:
+        account = await self._db(self._account_for, await self.hsm.pan_token(req.pan))
+        if account is None:
             return Outcome.declined(Decline("14", "no such card"))
-        async with self._lock(account_id):
-            account = await self._db(self._load_account, account_id)
-            decline = account_decline(account, req, kind, self._clock())
-            pin_verified = None
-            if decline is None:
-                decline = await self._verify_card(account, req)
-            if decline is None and req.pin_block is not None:
-                pin_verified = await self.hsm.verify_pin(req.pan, req.pin_block,
-                                                         account.pin_offset)
-            return await self._db(self._commit_authorization, account_id, req, kind,
+        # Checks and HSM calls run on a snapshot; the commit re-checks under the row lock.
+        decline = account_decline(account, req, kind, self._clock())
+        pin_verified = None
+        if decline is None:
+            decline = await self._verify_card(account, req)
+        if decline is None and req.pin_block is not None:
+            pin_verified = await self.hsm.verify_pin(req.pan, req.pin_block, account.pin_offset)
+        # Waiting here rather than on the row lock keeps database threads free for others.
+        async with self._lock(account.account_id):
+            return await self._db(self._commit_authorization, account.account_id, req, kind,
                                   decline, pin_verified)
 
     async def _verify_card(self, account: Account, req: Request) -> Decline | None:
@@ -477,13 +479,9 @@ class Processor:
             return Decline("82", "track 2 CVV mismatch")
         return None
 
-    def _account_id_for(self, pan_token: str) -> str | None:
+    def _account_for(self, pan_token: str) -> Account | None:
         with self._sessions() as s:
-            return s.scalar(select(Account.account_id).where(Account.pan_token == pan_token))
-
-    def _load_account(self, account_id: str) -> Account:
-        with self._sessions() as s:
-            return s.get_one(Account, account_id)
+            return s.scalar(select(Account).where(Account.pan_token == pan_token))
 
     def _commit_authorization(self, account_id: str, req: Request, kind: str,
                               decline: Decline | None, pin_verified: bool | None) -> Outcome:
@@ -499,8 +497,9 @@ class Processor:
                 decline = decline or account_decline(account, req, kind, now)
                 if decline is None and pin_verified is not None:
                     decline = _count_pin_try(account, pin_verified)
+                holds = _open_holds(s, account_id)
                 if decline is None and kind in DEBITS:
-                    decline = _funds_decline(s, account, req.amount_minor, now)
+                    decline = _funds_decline(s, account, holds, req.amount_minor, now)
                 auth = _new_authorization(account_id, req, now)
                 if decline is None:
                     _post(account, auth, kind)
@@ -512,8 +511,10 @@ class Processor:
                     orphan.matched_authorization_id = auth.id
                 if decline is not None:
                     return Outcome.declined(decline)
+                holds += auth.hold_minor
                 return Outcome(responses.APPROVED, approval_code=auth.approval_code,
-                               balances=_balances(s, account))
+                               balances=(account.balance_minor, account.balance_minor - holds,
+                                         account.currency))
         except IntegrityError:
             # Another process recorded the same request between our check and our insert.
             return Outcome.declined(Decline("94", "duplicate request"))
@@ -569,8 +570,8 @@ class Processor:
             # Lock the card's account if we know it, so an original in flight cannot slip
             # between our search for it and the orphan we remember.
             try:
-                account_id = await self._db(self._account_id_for,
-                                            await self.hsm.pan_token(req.pan))
+                account = await self._db(self._account_for, await self.hsm.pan_token(req.pan))
+                account_id = account.account_id if account is not None else None
             except HsmUnavailable:
                 account_id = None
         if account_id is None:
@@ -718,22 +719,24 @@ def _count_pin_try(account: Account, verified: bool) -> Decline | None:
 
 def _open_holds(s: Session, account_id: str) -> int:
     return int(s.scalar(select(func.coalesce(func.sum(Authorization.hold_minor), 0)).where(
-        Authorization.account_id == account_id, Authorization.status == AUTH_APPROVED,
-        Authorization.hold_minor > 0)) or 0)
+        Authorization.account_id == account_id, Authorization.hold_minor > 0,
+        Authorization.status == AUTH_APPROVED)) or 0)
 
 
 def _debits_today(s: Session, account_id: str, now: datetime) -> int:
     """Approved debits since midnight UTC: amounts posted or still held, reversals excluded."""
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = s.execute(select(Authorization.ledger_minor, Authorization.hold_minor).where(
-        Authorization.account_id == account_id, Authorization.created_at >= midnight,
-        Authorization.status.in_((AUTH_APPROVED, AUTH_CAPTURED))))
-    return sum(max(ledger, 0) + hold for ledger, hold in rows)
+    debit = case((Authorization.ledger_minor > 0, Authorization.ledger_minor), else_=0)
+    return int(s.scalar(select(func.coalesce(func.sum(debit + Authorization.hold_minor), 0))
+                        .where(Authorization.account_id == account_id,
+                               Authorization.created_at >= midnight,
+                               Authorization.status.in_((AUTH_APPROVED, AUTH_CAPTURED))))
+               or 0)
 
 
-def _funds_decline(s: Session, account: Account, amount: int, now: datetime) -> Decline | None:
-    available = account.balance_minor - _open_holds(s, account.account_id)
-    if amount > available:
+def _funds_decline(s: Session, account: Account, holds: int, amount: int,
+                   now: datetime) -> Decline | None:
+    if amount > account.balance_minor - holds:
         return Decline("51")
     spent = _debits_today(s, account.account_id, now)
     if spent + amount > account.daily_limit_minor:

@@ -77,3 +77,10 @@ def test_zero_length_prefix_is_refused() -> None:
 def test_any_amount_stan_rrn_round_trip(stan: int, amount: int, rrn: str) -> None:
     msg = purchase() | {"11": f"{stan:06d}", "4": f"{amount:012d}", "37": rrn}
     assert iso8583.decode(iso8583.encode(msg)) == msg
+
+
+def test_bitmap_naming_an_undefined_field_raises_message_error() -> None:
+    raw = bytearray(iso8583.encode({"t": "0800", "11": "000001"}))
+    raw[4] |= 0x08  # DE 5 is not part of the dialect
+    with pytest.raises(iso8583.MessageError, match="field 5"):
+        iso8583.decode(bytes(raw))

@@ -64,6 +64,9 @@ def upgrade() -> None:
     op.create_index("ix_issuer_authorizations_rrn", "issuer_authorizations", ["rrn"])
     op.create_index("ix_issuer_authorizations_account_created", "issuer_authorizations",
                     ["account_id", "created_at"])
+    # Open holds are the few rows with hold_minor > 0: found without scanning the history.
+    op.create_index("ix_issuer_authorizations_account_hold", "issuer_authorizations",
+                    ["account_id", "hold_minor"])
     op.create_table(
         "issuer_orphan_reversals",
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
@@ -83,6 +86,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("issuer_orphan_reversals")
+    op.drop_index("ix_issuer_authorizations_account_hold", "issuer_authorizations")
     op.drop_index("ix_issuer_authorizations_account_created", "issuer_authorizations")
     op.drop_index("ix_issuer_authorizations_rrn", "issuer_authorizations")
     op.drop_table("issuer_authorizations")
