@@ -102,6 +102,6 @@ _PAN_RUN = re.compile(r"(?<![0-9])([0-9]{13,19})(?![0-9])")
 
 
 def mask_pans_in(text: str) -> str:
-    """Masks every 13–19 digit run in ``text`` that passes Luhn (for logs and error text)."""
+    """Masks every 13 to 19 digit run in ``text`` that passes Luhn (for logs and error text)."""
     return _PAN_RUN.sub(lambda m: mask_pan(m.group(1)) if luhn_valid(m.group(1)) else m.group(1),
                         text)

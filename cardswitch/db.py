@@ -29,7 +29,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip per checkout; recycled connections and the journal's
+    # retry-per-op isolation cover a server restart.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=300)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:

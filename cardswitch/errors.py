@@ -52,7 +52,7 @@ def bad_request_status(violations: list[tuple[str, str]]) -> grpc.Status:
 
 def field_violations_of(error: grpc.RpcError) -> list[tuple[str, str]]:
     """The BadRequest field violations carried by a client-side error (for clients and tests)."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     out: list[tuple[str, str]] = []
     if status is None:
         return out
@@ -64,7 +64,7 @@ def field_violations_of(error: grpc.RpcError) -> list[tuple[str, str]]:
     return out
 
 
-async def abort_for(context: grpc.aio.ServicerContext, exc: Exception) -> None:  # type: ignore[type-arg]
+async def abort_for(context: grpc.aio.ServicerContext, exc: Exception) -> None:
     """Turns one of this module's exceptions into the matching gRPC status, or re-raises."""
     if isinstance(exc, FieldViolations):
         await context.abort_with_status(bad_request_status(exc.violations))

@@ -40,7 +40,7 @@ class Service:
     name: str
 
 
-class _Interceptor(grpc.aio.ServerInterceptor):
+class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -53,7 +53,7 @@ class _Interceptor(grpc.aio.ServerInterceptor):
         inner = handler.unary_unary
         hist = RPC_SECONDS.labels(method)
 
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:  # type: ignore[type-arg]
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             start = time.perf_counter()
             outcome = "ok"
             try:

@@ -78,7 +78,7 @@ class Cluster:
         logs = self.var / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{name}.out"
-        out = open(log_path, "ab")  # noqa: SIM115 - the child owns it
+        out = open(log_path, "ab")
         popen = subprocess.Popen([sys.executable, "-m", "cardswitch.cli", *args],
                                  env=self.env(), stdout=out, stderr=subprocess.STDOUT,
                                  start_new_session=True)

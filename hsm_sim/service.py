@@ -144,8 +144,8 @@ def key_info_message(key: keystore.KeyInfo) -> hsm_pb2.KeyInfo:
     created.FromDatetime(key.created_at)
     return hsm_pb2.KeyInfo(
         key_id=key.key_id, label=key.label,
-        key_type=hsm_pb2.KeyType.Value(f"KEY_TYPE_{key.key_type}"),
-        algorithm=hsm_pb2.KeyAlgorithm.Value(f"KEY_ALGORITHM_{key.algorithm}"),
+        key_type=f"KEY_TYPE_{key.key_type}",
+        algorithm=f"KEY_ALGORITHM_{key.algorithm}",
         kcv=key.kcv, created_at=created,
     )
 

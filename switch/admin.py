@@ -55,7 +55,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return result
 
     async def CreateTerminal(self, request: admin_pb2.CreateTerminalRequest,
-                             context: grpc.aio.ServicerContext) -> admin_pb2.Terminal:  # type: ignore[type-arg]
+                             context: grpc.aio.ServicerContext) -> admin_pb2.Terminal:
         t = request.terminal
         v: list[tuple[str, str]] = []
         if not t.terminal_id or len(t.terminal_id) > 8:
@@ -92,11 +92,11 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return row
 
     async def GetTerminal(self, request: admin_pb2.GetTerminalRequest,
-                          context: grpc.aio.ServicerContext) -> admin_pb2.Terminal:  # type: ignore[type-arg]
+                          context: grpc.aio.ServicerContext) -> admin_pb2.Terminal:
         return _terminal(await self._get(request.terminal_id))
 
     async def ListTerminals(self, request: admin_pb2.ListTerminalsRequest,
-                            context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+                            context: grpc.aio.ServicerContext,
                             ) -> admin_pb2.ListTerminalsResponse:
         def list_all() -> list[Terminal]:
             with Session(self.engine) as session:
@@ -105,7 +105,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return admin_pb2.ListTerminalsResponse(terminals=[_terminal(r) for r in rows])
 
     async def ProvisionTerminalKey(self, request: admin_pb2.ProvisionTerminalKeyRequest,
-                                   context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+                                   context: grpc.aio.ServicerContext,
                                    ) -> admin_pb2.ProvisionTerminalKeyResponse:
         row = await self._get(request.terminal_id)
         if not request.device_public_key_pem:
@@ -124,7 +124,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             initial_ksn=ksn, encrypted_initial_key=answer.encrypted_initial_key, kcv=answer.kcv)
 
     async def CreateIssuerLink(self, request: admin_pb2.CreateIssuerLinkRequest,
-                               context: grpc.aio.ServicerContext) -> admin_pb2.IssuerLink:  # type: ignore[type-arg]
+                               context: grpc.aio.ServicerContext) -> admin_pb2.IssuerLink:
         link = request.link
         v: list[tuple[str, str]] = []
         if not link.name:
@@ -155,13 +155,13 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                                     in_flight=in_flight)
 
     async def ListIssuerLinks(self, request: admin_pb2.ListIssuerLinksRequest,
-                              context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+                              context: grpc.aio.ServicerContext,
                               ) -> admin_pb2.ListIssuerLinksResponse:
         return admin_pb2.ListIssuerLinksResponse(
             links=[self._link(n) for n in sorted(self.registry.links)])
 
     async def CreateBinRoute(self, request: admin_pb2.CreateBinRouteRequest,
-                             context: grpc.aio.ServicerContext) -> admin_pb2.BinRoute:  # type: ignore[type-arg]
+                             context: grpc.aio.ServicerContext) -> admin_pb2.BinRoute:
         r = request.route
         v: list[tuple[str, str]] = []
         if not r.bin_prefix.isdigit() or not 1 <= len(r.bin_prefix) <= 11:
@@ -178,7 +178,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                                   issuer_link=r.issuer_link, brand=r.brand or "unknown")
 
     async def DeleteBinRoute(self, request: admin_pb2.DeleteBinRouteRequest,
-                             context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+                             context: grpc.aio.ServicerContext,
                              ) -> admin_pb2.DeleteBinRouteResponse:
         deleted = await self._write(lambda s: s.execute(
             delete(BinRoute).where(BinRoute.route_id == request.route_id)).rowcount)
@@ -187,7 +187,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return admin_pb2.DeleteBinRouteResponse()
 
     async def ListBinRoutes(self, request: admin_pb2.ListBinRoutesRequest,
-                            context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+                            context: grpc.aio.ServicerContext,
                             ) -> admin_pb2.ListBinRoutesResponse:
         def list_all() -> list[BinRoute]:
             with Session(self.engine) as session:

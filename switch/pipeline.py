@@ -118,9 +118,7 @@ class Idempotency:
         self.deps = deps
 
     async def __call__(self, ctx: TxnContext) -> bool | None:
-        stored = await find_stored(self.deps.journal, ctx)
-        if stored is not None:
-            return replay(ctx, stored)
+        # Insert first: the unique constraint, not a read, detects a retry (one round trip).
         ctx.transaction_id = str(uuid.uuid4())
         now = utcnow()
         ctx.transmission_dt = now.strftime("%m%d%H%M%S")
@@ -258,7 +256,7 @@ def outcome_values(ctx: TxnContext) -> dict[str, Any]:
 
 
 async def record(deps: Deps, ctx: TxnContext) -> None:
-    """Writes the outcome: completes the PENDING row, or inserts a final row for an early decline."""
+    """Writes the outcome: completes the PENDING row, or inserts a final row (early decline)."""
     values = outcome_values(ctx)
     OUTCOMES.labels(ctx.kind, values["response_code"]).inc()
     original_update = None

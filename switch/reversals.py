@@ -101,7 +101,7 @@ class ReversalWorker:
         terminal = self.deps.registry.terminals[str(original["terminal_id"])]
         ctx = TxnContext(kind="reversal", terminal=terminal, stan=str(original["stan"]),
                          local_date_time=str(original["local_date_time"]), request_id=None,
-                         deadline=time.monotonic() + 10, original=original)  # type: ignore[arg-type]
+                         deadline=time.monotonic() + 10, original=original)
         ctx.amount_minor = int(original["amount_minor"])  # type: ignore[call-overload]
         ctx.currency = str(original["currency"])
         ctx.currency_numeric = money_currency_numeric(ctx.currency)

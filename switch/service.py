@@ -46,7 +46,7 @@ MIN_BUDGET_S = 0.1
 
 BALANCE_TYPE = {"ledger": common_pb2.BALANCE_TYPE_LEDGER,
                 "available": common_pb2.BALANCE_TYPE_AVAILABLE}
-TXN_TYPE = {"purchase": acquiring_pb2.TRANSACTION_TYPE_PURCHASE,
+TXN_TYPE: dict[str, Any] = {"purchase": acquiring_pb2.TRANSACTION_TYPE_PURCHASE,
             "preauth": acquiring_pb2.TRANSACTION_TYPE_PRE_AUTHORIZATION,
             "capture": acquiring_pb2.TRANSACTION_TYPE_CAPTURE,
             "reversal": acquiring_pb2.TRANSACTION_TYPE_REVERSAL,
@@ -54,7 +54,7 @@ TXN_TYPE = {"purchase": acquiring_pb2.TRANSACTION_TYPE_PURCHASE,
             "balance": acquiring_pb2.TRANSACTION_TYPE_BALANCE_INQUIRY}
 STATUS = {s: getattr(acquiring_pb2, f"TRANSACTION_STATUS_{s}") for s in (
     "PENDING", "APPROVED", "DECLINED", "CAPTURED", "REVERSED", "TIMED_OUT")}
-ENTRY_MODE = {v: k for k, v in validation.ENTRY_MODE_NAMES.items()}
+ENTRY_MODE: dict[str, Any] = {v: k for k, v in validation.ENTRY_MODE_NAMES.items()}
 
 
 class _Concurrent:
@@ -78,7 +78,7 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
 
     # -- context building ----------------------------------------------------------------
 
-    def _context(self, kind: str, key: Any, context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+    def _context(self, kind: str, key: Any, context: grpc.aio.ServicerContext,
                  v: Violations) -> TxnContext:
         remaining = context.time_remaining()
         budget = DEFAULT_DEADLINE_S if remaining is None else remaining
@@ -95,7 +95,7 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
                           deadline=time.monotonic() + budget, mcc=terminal.mcc)
 
     async def _check_budget(self, ctx: TxnContext,
-                            context: grpc.aio.ServicerContext) -> None:  # type: ignore[type-arg]
+                            context: grpc.aio.ServicerContext) -> None:
         if ctx.remaining() < MIN_BUDGET_S:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                                 f"deadline: {max(ctx.remaining(), 0) * 1000:.0f} ms left; the "
@@ -126,7 +126,7 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
     # -- RPCs ------------------------------------------------------------------------------
 
     async def Authorize(self, request: acquiring_pb2.AuthorizeRequest,
-                        context: grpc.aio.ServicerContext) -> acquiring_pb2.AuthorizeResponse:  # type: ignore[type-arg]
+                        context: grpc.aio.ServicerContext) -> acquiring_pb2.AuthorizeResponse:
         v = Violations()
         kind = {acquiring_pb2.AUTHORIZATION_TYPE_PURCHASE: "purchase",
                 acquiring_pb2.AUTHORIZATION_TYPE_PRE_AUTHORIZATION: "preauth"}.get(request.type)
@@ -150,7 +150,7 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
             masked_pan=_masked(row), issuer_emv_data=row.get("issuer_emv_data") or b"")
 
     async def BalanceInquiry(self, request: acquiring_pb2.BalanceInquiryRequest,
-                             context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+                             context: grpc.aio.ServicerContext,
                              ) -> acquiring_pb2.BalanceInquiryResponse:
         v = Violations()
         ctx = self._context("balance", request.key, context, v)
@@ -166,7 +166,7 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
             replayed=ctx.replayed)
 
     async def Refund(self, request: acquiring_pb2.RefundRequest,
-                     context: grpc.aio.ServicerContext) -> acquiring_pb2.RefundResponse:  # type: ignore[type-arg]
+                     context: grpc.aio.ServicerContext) -> acquiring_pb2.RefundResponse:
         v = Violations()
         ctx = self._context("refund", request.key, context, v)
         self._money(ctx, request.amount, "amount", v)
@@ -204,7 +204,7 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
             replayed=ctx.replayed)
 
     async def Capture(self, request: acquiring_pb2.CaptureRequest,
-                      context: grpc.aio.ServicerContext) -> acquiring_pb2.CaptureResponse:  # type: ignore[type-arg]
+                      context: grpc.aio.ServicerContext) -> acquiring_pb2.CaptureResponse:
         v = Violations()
         ctx = self._context("capture", request.key, context, v)
         self._money(ctx, request.amount, "amount", v)
@@ -234,7 +234,7 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
                                              currency=row["currency"]))
 
     async def Reverse(self, request: acquiring_pb2.ReverseRequest,
-                      context: grpc.aio.ServicerContext) -> acquiring_pb2.ReverseResponse:  # type: ignore[type-arg]
+                      context: grpc.aio.ServicerContext) -> acquiring_pb2.ReverseResponse:
         v = Violations()
         ctx = self._context("reversal", request.key, context, v)
         reason = {acquiring_pb2.REVERSAL_REASON_VOID: "void",
@@ -251,13 +251,15 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
         ctx.reversal_reason = reason or ""
         await self._check_budget(ctx, context)
         if not await self._replay_early(ctx):
+            original: dict[str, Any] | None
             if which == "original_transaction_id":
                 original = await self._original(request.original_transaction_id,
                                                 "original_transaction_id")
             else:
                 k = request.original_key
-                original = await self.deps.journal.read(lambda c: store.by_request_key(
-                    c, k.terminal_id, k.stan, k.local_date_time, k.request_id or None))
+                original = await self.deps.journal.read(
+                    lambda c: store.by_request_key(c, k.terminal_id, k.stan,
+                                                   k.local_date_time, k.request_id or None))
             await self._reverse(ctx, original, reason or "void")
         row = self._row(ctx)
         return acquiring_pb2.ReverseResponse(
@@ -311,7 +313,7 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
         await record(self.deps, ctx)
 
     async def GetTransaction(self, request: acquiring_pb2.GetTransactionRequest,
-                             context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+                             context: grpc.aio.ServicerContext,
                              ) -> acquiring_pb2.Transaction:
         which = request.WhichOneof("selector")
         if which == "transaction_id":
@@ -337,7 +339,8 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
         return True
 
     async def _original(self, transaction_id: str, field: str) -> dict[str, Any]:
-        row = await self.deps.journal.read(lambda c: store.by_transaction_id(c, transaction_id))
+        row: dict[str, Any] | None = await self.deps.journal.read(
+            lambda c: store.by_transaction_id(c, transaction_id))
         if row is None:
             raise errors.NotFound(f"{field}: no transaction {transaction_id!r}")
         return row

@@ -8,13 +8,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, Table, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from switch.models import JournalEntry, ReversalQueueEntry, utcnow
 
-J = JournalEntry.__table__
-Q = ReversalQueueEntry.__table__
+J: Table = JournalEntry.__table__  # type: ignore[assignment]
+Q: Table = ReversalQueueEntry.__table__  # type: ignore[assignment]
 
 
 def _insert(conn: Connection, table: Any) -> Any:

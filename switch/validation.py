@@ -103,7 +103,8 @@ def card_fields(card: Any, v: Violations, field: str = "card") -> dict[str, str]
 def check_pin_block(pin: Any, v: Violations, field: str = "pin_block") -> None:
     if len(pin.block) != 8:
         v.add(f"{field}.block", f"must be 8 bytes (TDES), got {len(pin.block)}")
-    if pin.format not in (common_pb2.PIN_BLOCK_FORMAT_UNSPECIFIED, common_pb2.PIN_BLOCK_FORMAT_ISO_0):
+    if pin.format not in (common_pb2.PIN_BLOCK_FORMAT_UNSPECIFIED,
+                          common_pb2.PIN_BLOCK_FORMAT_ISO_0):
         v.add(f"{field}.format", "only ISO format 0 is accepted from PIN pads")
     if pin.key_management not in (common_pb2.PIN_KEY_MANAGEMENT_UNSPECIFIED,
                                   common_pb2.PIN_KEY_MANAGEMENT_DUKPT_TDES):

@@ -321,7 +321,7 @@ async def provision(
     public_pem = private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    stub = admin_pb2_grpc.AdminServiceStub(channel)  # type: ignore[no-untyped-call]
+    stub = admin_pb2_grpc.AdminServiceStub(channel)
     response: admin_pb2.ProvisionTerminalKeyResponse = await stub.ProvisionTerminalKey(
         admin_pb2.ProvisionTerminalKeyRequest(
             terminal_id=terminal_id, device_public_key_pem=public_pem

@@ -257,7 +257,7 @@ class Pos:
         self.merchant_id = merchant_id
         self.timeout_s = timeout_s
         self.mcc = mcc
-        self.stub = acquiring_pb2_grpc.AcquiringServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.stub = acquiring_pb2_grpc.AcquiringServiceStub(channel)
         self.stan = stan or StanCounter.for_terminal(terminal_id)
         self._pinpad = pinpad
         self._owns_channel = owns_channel

@@ -16,7 +16,7 @@ def _pg_available() -> str | None:
         import psycopg
         with psycopg.connect(PG_BASE.replace("+psycopg", ""), connect_timeout=3):
             return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
 
 

@@ -23,8 +23,7 @@ from cardswitch import certs
 from cardswitch.demo import TERMINAL, run_demo
 from cardswitch.errors import field_violations_of
 from cardswitch.launcher import Cluster
-from cardswitch.v1 import acquiring_pb2, acquiring_pb2_grpc, common_pb2, issuer_pb2, \
-    issuer_pb2_grpc
+from cardswitch.v1 import acquiring_pb2, acquiring_pb2_grpc, common_pb2, issuer_pb2, issuer_pb2_grpc
 from tests.conftest import pg_schema
 from tests.e2e import secrets_scan
 

@@ -290,7 +290,7 @@ def test_derive_ipek_needs_an_rsa_key_of_2048_bits(hsm: Any) -> None:
     async def scenario(stub: Any) -> None:
         await standard_keys(stub)
         # A weak device key, on purpose: the HSM must refuse to export an IPEK under it.
-        small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505
+        small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
         pem = small.public_key().public_bytes(serialization.Encoding.PEM,
                                               serialization.PublicFormat.SubjectPublicKeyInfo)
         error = await failure(stub.DeriveDukptInitialKey(hsm_pb2.DeriveDukptInitialKeyRequest(
