@@ -218,6 +218,33 @@ def test_garbage_or_truncated_issuer_answer_declines_91_and_is_reversed(
             control.SetFaults(issuer_pb2.SetFaultsRequest(), timeout=5)
 
 
+def test_identical_requests_in_flight_together_make_one_transaction(
+        running: dict[str, Any]) -> None:
+    cluster: Cluster = running["cluster"]
+    request = acquiring_pb2.AuthorizeRequest(
+        key=_key("880200"), type=acquiring_pb2.AUTHORIZATION_TYPE_PURCHASE,
+        amount=common_pb2.Money(amount_minor=321, currency="USD"),
+        card=common_pb2.CardInput(manual=common_pb2.ManualEntry(
+            pan="4761739001010010", expiry_yymm="3012")),
+        entry_mode=common_pb2.ENTRY_MODE_MANUAL)
+
+    async def fire() -> list[acquiring_pb2.AuthorizeResponse]:
+        async with grpc.aio.secure_channel(
+                cluster.switch, certs.client_credentials(cluster.var / "certs")) as channel:
+            stub = acquiring_pb2_grpc.AcquiringServiceStub(channel)
+            return list(await asyncio.gather(*(stub.Authorize(request, timeout=10)
+                                               for _ in range(6))))
+    with grpc.insecure_channel(cluster.issuer_control) as control_channel:
+        control = issuer_pb2_grpc.IssuerSimServiceStub(control_channel)
+        before = control.GetStats(issuer_pb2.GetStatsRequest(), timeout=5).received["0200"]
+        answers = asyncio.run(fire())
+        after = control.GetStats(issuer_pb2.GetStatsRequest(), timeout=5).received["0200"]
+    assert {a.transaction_id for a in answers} == {answers[0].transaction_id}
+    assert {a.result.response_code for a in answers} == {"00"}
+    assert sum(not a.replayed for a in answers) == 1
+    assert after - before == 1
+
+
 def test_zz_no_clear_pan_pin_or_key_anywhere(running: dict[str, Any]) -> None:
     cluster: Cluster = running["cluster"]
     cluster.stop_all()  # flush logs and WAL

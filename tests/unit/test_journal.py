@@ -1,0 +1,119 @@
+"""The journal: group commit, idempotent inserts, failure isolation, reversal leasing."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, func, select, text
+
+from cardswitch import db
+from switch import store
+from switch.journal import Journal
+from switch.models import JournalEntry, utcnow
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_schema_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'switch.db'}"
+    db.upgrade(url, "switch")
+    engine = db.make_engine(url)
+    j = Journal(engine)
+    yield j
+    j.close()
+    engine.dispose()
+
+
+def row(stan: str, **extra: Any) -> dict[str, Any]:
+    now = utcnow()
+    return {"transaction_id": str(uuid.uuid4()), "terminal_id": "TERM0001",
+            "merchant_id": "M1", "stan": stan, "local_date_time": "261123101010",
+            "type": "purchase", "status": "PENDING", "amount_minor": 100, "currency": "USD",
+            "entry_mode": "manual", "mcc": "5411", "created_at": now, "updated_at": now} | extra
+
+
+def count(j: Journal) -> int:
+    with j.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(JournalEntry)).scalar_one())
+
+
+def test_concurrent_writes_share_commits_and_all_become_durable(journal: Journal) -> None:
+    async def many() -> list[int | None]:
+        return await asyncio.gather(*(journal.run(store.insert_entry(row(f"{i:06d}")))
+                                      for i in range(200)))
+    ids = asyncio.run(many())
+    assert len(set(ids)) == 200 and None not in ids
+    assert count(journal) == 200
+
+
+def test_the_same_request_key_inserts_once_and_the_second_gets_none(journal: Journal) -> None:
+    async def twice() -> list[int | None]:
+        return await asyncio.gather(journal.run(store.insert_entry(row("000777"))),
+                                    journal.run(store.insert_entry(row("000777"))))
+    first, second = sorted(asyncio.run(twice()), key=lambda x: x is None)
+    assert first is not None and second is None
+    assert count(journal) == 1
+
+
+def test_a_failing_op_fails_alone_and_its_batch_neighbours_commit(journal: Journal) -> None:
+    def broken(conn: Connection) -> None:
+        conn.execute(text("SELECT * FROM no_such_table"))
+
+    async def mixed() -> list[Any]:
+        return await asyncio.gather(journal.run(store.insert_entry(row("000001"))),
+                                    journal.run(broken),
+                                    journal.run(store.insert_entry(row("000002"))),
+                                    return_exceptions=True)
+    results = asyncio.run(mixed())
+    assert isinstance(results[1], Exception)
+    assert isinstance(results[0], int) and isinstance(results[2], int)
+    assert count(journal) == 2
+
+
+def test_rrn_is_year_digit_julian_day_and_eight_digits_of_the_id() -> None:
+    assert store.rrn_for(42, dt.datetime(2026, 11, 23, tzinfo=dt.UTC)) == "632700000042"
+    assert store.rrn_for(123_456_789, dt.datetime(2026, 1, 1, tzinfo=dt.UTC)) == "600123456789"
+
+
+def test_a_reversal_is_leased_to_one_node_at_a_time(journal: Journal) -> None:
+    r = row("000003")
+    asyncio.run(journal.run(store.insert_entry(r)))
+    asyncio.run(journal.run(store.enqueue_reversal(
+        {"transaction_id": r["transaction_id"], "issuer_link": "issuer-a", "reason": "timeout"})))
+    first = asyncio.run(journal.run(store.claim_due_reversals("node-a", 10, 30)))
+    second = asyncio.run(journal.run(store.claim_due_reversals("node-b", 10, 30)))
+    assert [e["transaction_id"] for e in first] == [r["transaction_id"]]
+    assert second == []
+    asyncio.run(journal.run(store.reversal_acknowledged(first[0]["id"], r["transaction_id"])))
+    stored = asyncio.run(journal.read(lambda c: store.by_transaction_id(c, r["transaction_id"])))
+    assert stored is not None
+    assert (stored["status"], stored["reversal_acknowledged"]) == ("REVERSED", True)
+
+
+def test_a_failed_reversal_backs_off_and_is_claimed_again_later(journal: Journal) -> None:
+    r = row("000004")
+    asyncio.run(journal.run(store.insert_entry(r)))
+    asyncio.run(journal.run(store.enqueue_reversal(
+        {"transaction_id": r["transaction_id"], "issuer_link": "issuer-a", "reason": "timeout"})))
+    (entry,) = asyncio.run(journal.run(store.claim_due_reversals("n", 10, 30)))
+    asyncio.run(journal.run(store.reversal_failed(entry["id"], 0, "link down")))
+    assert asyncio.run(journal.run(store.claim_due_reversals("n", 10, 30))) == []
+
+
+def test_pending_rows_left_by_a_dead_process_become_timed_out_with_a_reversal(
+        journal: Journal) -> None:
+    old = utcnow() - dt.timedelta(minutes=10)
+    r = row("000005", created_at=old, updated_at=old, issuer_link="issuer-a")
+    asyncio.run(journal.run(store.insert_entry(r)))
+    assert asyncio.run(journal.run(store.stale_pending(utcnow() - dt.timedelta(minutes=2)))) == 1
+    stored = asyncio.run(journal.read(lambda c: store.by_transaction_id(c, r["transaction_id"])))
+    assert stored is not None and stored["status"] == "TIMED_OUT"
+    claimed = asyncio.run(journal.run(store.claim_due_reversals("n", 10, 30)))
+    assert [e["transaction_id"] for e in claimed] == [r["transaction_id"]]
