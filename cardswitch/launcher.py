@@ -44,6 +44,9 @@ class Cluster:
     issuer_port: int = field(default_factory=free_port)
     issuer_control_port: int = field(default_factory=free_port)
     switch_port: int = field(default_factory=free_port)
+    hsm_metrics_port: int = field(default_factory=free_port)
+    issuer_metrics_port: int = field(default_factory=free_port)
+    switch_metrics_port: int = field(default_factory=free_port)
     switch_workers: int = 1
     insecure: bool = False
     procs: list[Proc] = field(default_factory=list)
@@ -96,16 +99,17 @@ class Cluster:
 
     def start_hsm(self) -> Proc:
         return self.start("hsm", "hsm", "serve", "--port", str(self.hsm_port),
-                          ready="HSM ready")
+                          "--metrics-port", str(self.hsm_metrics_port), ready="HSM ready")
 
     def start_issuer(self) -> Proc:
         return self.start("issuer", "issuer", "serve", "--port", str(self.issuer_port),
                           "--control-port", str(self.issuer_control_port), "--hsm", self.hsm,
-                          ready="ISSUER ready")
+                          "--metrics-port", str(self.issuer_metrics_port), ready="ISSUER ready")
 
     def start_switch(self) -> Proc:
         args = ["switch", "serve", "--port", str(self.switch_port), "--hsm", self.hsm,
-                "--workers", str(self.switch_workers)]
+                "--workers", str(self.switch_workers),
+                "--metrics-port", str(self.switch_metrics_port)]
         if self.insecure:
             args.append("--insecure")
         ready = "SWITCH ready"

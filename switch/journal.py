@@ -32,6 +32,23 @@ COMMIT_SECONDS = Histogram("cardswitch_journal_commit_seconds", "journal batch e
 MAX_BATCH = 256
 
 
+class BulkOp:
+    """An op that can run together with others of its class in one statement.
+
+    Subclasses implement ``execute_many(conn, ops) -> results`` (one result per op, in order);
+    the writer gathers every op of the same class in a batch into one call (e.g. a multi-row
+    INSERT ... RETURNING, or an executemany UPDATE), so a batch costs a few statements, not a
+    few per request.
+    """
+
+    @classmethod
+    def execute_many(cls, conn: Connection, ops: list[Any]) -> list[Any]:
+        raise NotImplementedError
+
+    def __call__(self, conn: Connection) -> Any:
+        return type(self).execute_many(conn, [self])[0]
+
+
 @dataclass
 class _Op:
     fn: Callable[[Connection], Any]
@@ -85,7 +102,7 @@ class Journal:
         start = time.perf_counter()
         try:
             with self.engine.begin() as conn:
-                results = [op.fn(conn) for op in batch]
+                results = self._execute(conn, batch)
         except Exception:
             if len(batch) == 1:
                 self._fail(batch[0])
@@ -97,6 +114,21 @@ class Journal:
         COMMIT_SECONDS.observe(time.perf_counter() - start)
         for op, result in zip(batch, results, strict=True):
             op.loop.call_soon_threadsafe(_resolve, op.future, result, None)
+
+    @staticmethod
+    def _execute(conn: Connection, batch: list[_Op]) -> list[Any]:
+        results: list[Any] = [None] * len(batch)
+        groups: dict[type, list[int]] = {}
+        for i, op in enumerate(batch):
+            if isinstance(op.fn, BulkOp):
+                groups.setdefault(type(op.fn), []).append(i)
+            else:
+                results[i] = op.fn(conn)
+        for cls, indexes in groups.items():
+            outs = cls.execute_many(conn, [batch[i].fn for i in indexes])  # type: ignore[attr-defined]
+            for i, out in zip(indexes, outs, strict=True):
+                results[i] = out
+        return results
 
     @staticmethod
     def _fail(op: _Op) -> None:

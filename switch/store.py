@@ -6,11 +6,13 @@ Rows travel as plain dicts (column name -> value) so a step never holds an ORM s
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from switch.journal import BulkOp
 from switch.models import JournalEntry, ReversalQueueEntry, utcnow
 
 J: Table = JournalEntry.__table__  # type: ignore[assignment]
@@ -30,12 +32,66 @@ def rrn_for(journal_id: int, created: dt.datetime) -> str:
     return f"{created.year % 10}{created.timetuple().tm_yday:03d}{journal_id % 100_000_000:08d}"
 
 
-def insert_entry(row: dict[str, Any]) -> Any:
-    """Op: inserts a journal row unless its idempotency key exists; returns its id or None."""
-    def op(conn: Connection) -> int | None:
-        stmt = _insert(conn, J).values(**row).on_conflict_do_nothing().returning(J.c.id)
-        return conn.execute(stmt).scalar_one_or_none()
-    return op
+def _by_columns(ops: list[Any], key: Any) -> dict[frozenset[str], list[Any]]:
+    groups: dict[frozenset[str], list[Any]] = {}
+    for op in ops:
+        groups.setdefault(frozenset(key(op)), []).append(op)
+    return groups
+
+
+@dataclass
+class InsertEntry(BulkOp):
+    """Op: inserts a journal row unless its idempotency key exists; returns its id or None.
+
+    A batch of them is one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING.
+    """
+
+    row: dict[str, Any]
+
+    @classmethod
+    def execute_many(cls, conn: Connection, ops: list[Any]) -> list[Any]:
+        stmt = _insert(conn, J).on_conflict_do_nothing().returning(J.c.id, J.c.transaction_id)
+        ids: dict[str, int] = {}
+        for group in _by_columns(ops, lambda op: op.row).values():
+            rows = [op.row for op in group]
+            result = conn.execute(stmt, rows) if len(rows) > 1 else conn.execute(stmt, rows[0])
+            ids.update((tid, rid) for rid, tid in result)
+        return [ids.get(op.row["transaction_id"]) for op in ops]
+
+
+def insert_entry(row: dict[str, Any]) -> InsertEntry:
+    return InsertEntry(row)
+
+
+@dataclass
+class Complete(BulkOp):
+    """Op: records an outcome, with the original's new status and a queued reversal, atomically.
+
+    A batch of them is one executemany UPDATE (plus the rare original/reversal statements).
+    """
+
+    transaction_id: str
+    values: dict[str, Any]
+    original_update: tuple[str, dict[str, Any]] | None = None
+    reversal: dict[str, Any] | None = None
+
+    @classmethod
+    def execute_many(cls, conn: Connection, ops: list[Any]) -> list[Any]:
+        now = utcnow()
+        for columns, group in _by_columns(ops, lambda op: op.values).items():
+            stmt = update(J).where(J.c.transaction_id == bindparam("p_transaction_id")).values(
+                {**{c: bindparam(f"p_{c}") for c in sorted(columns)}, "updated_at": now})
+            params = [{"p_transaction_id": op.transaction_id,
+                       **{f"p_{k}": v for k, v in op.values.items()}} for op in group]
+            conn.execute(stmt, params if len(params) > 1 else params[0])
+        for op in ops:
+            if op.original_update is not None:
+                tid, ovalues = op.original_update
+                conn.execute(update(J).where(J.c.transaction_id == tid)
+                             .values(**ovalues, updated_at=now))
+            if op.reversal is not None:
+                conn.execute(_insert(conn, Q).values(**op.reversal).on_conflict_do_nothing())
+        return [None] * len(ops)
 
 
 def complete(
@@ -44,18 +100,8 @@ def complete(
     *,
     original_update: tuple[str, dict[str, Any]] | None = None,
     reversal: dict[str, Any] | None = None,
-) -> Any:
-    """Op: records an outcome, with the original's new status and a queued reversal, atomically."""
-    def op(conn: Connection) -> None:
-        conn.execute(update(J).where(J.c.transaction_id == transaction_id)
-                     .values(**values, updated_at=utcnow()))
-        if original_update is not None:
-            tid, ovalues = original_update
-            conn.execute(update(J).where(J.c.transaction_id == tid)
-                         .values(**ovalues, updated_at=utcnow()))
-        if reversal is not None:
-            conn.execute(_insert(conn, Q).values(**reversal).on_conflict_do_nothing())
-    return op
+) -> Complete:
+    return Complete(transaction_id, values, original_update, reversal)
 
 
 def enqueue_reversal(reversal: dict[str, Any]) -> Any:

@@ -245,6 +245,24 @@ def test_identical_requests_in_flight_together_make_one_transaction(
     assert after - before == 1
 
 
+def test_every_service_exposes_prometheus_metrics(running: dict[str, Any]) -> None:
+    import urllib.request
+    cluster: Cluster = running["cluster"]
+    expected = {cluster.switch_metrics_port: "cardswitch_transactions_total",
+                cluster.hsm_metrics_port: "cardswitch_grpc_server_total",
+                cluster.issuer_metrics_port: "cardswitch_issuer_messages_total"}
+    for port, name in expected.items():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            body = answer.read().decode()
+        assert name in body, (port, name)
+    with urllib.request.urlopen(f"http://127.0.0.1:{cluster.switch_metrics_port}/metrics",
+                                timeout=5) as answer:
+        body = answer.read().decode()
+    assert 'cardswitch_transactions_total{code="00",kind="purchase"}' in body
+    assert "cardswitch_journal_batch_size_count" in body
+    assert 'cardswitch_issuer_link_up{link="issuer-a"} 1.0' in body
+
+
 def test_zz_no_clear_pan_pin_or_key_anywhere(running: dict[str, Any]) -> None:
     cluster: Cluster = running["cluster"]
     cluster.stop_all()  # flush logs and WAL

@@ -117,3 +117,22 @@ def test_pending_rows_left_by_a_dead_process_become_timed_out_with_a_reversal(
     assert stored is not None and stored["status"] == "TIMED_OUT"
     claimed = asyncio.run(journal.run(store.claim_due_reversals("n", 10, 30)))
     assert [e["transaction_id"] for e in claimed] == [r["transaction_id"]]
+
+
+def test_outcomes_written_together_each_land_on_their_own_row(journal: Journal) -> None:
+    rows = [row(f"{i:06d}") for i in range(60)]
+
+    async def write() -> None:
+        await asyncio.gather(*(journal.run(store.insert_entry(r)) for r in rows))
+        await asyncio.gather(*(journal.run(store.complete(
+            r["transaction_id"],
+            {"status": "APPROVED", "response_code": "00", "approval_code": f"{i:06d}"}
+            if i % 2 else {"status": "DECLINED", "response_code": "51"}))
+            for i, r in enumerate(rows)))
+    asyncio.run(write())
+    for i, r in enumerate(rows):
+        stored = asyncio.run(journal.read(
+            lambda c, tid=r["transaction_id"]: store.by_transaction_id(c, tid)))
+        assert stored is not None
+        expected = ("APPROVED", "00", f"{i:06d}") if i % 2 else ("DECLINED", "51", None)
+        assert (stored["status"], stored["response_code"], stored["approval_code"]) == expected
