@@ -68,6 +68,15 @@ def _key(stan: str) -> acquiring_pb2.RequestKey:
                                     local_date_time=time.strftime("%y%m%d%H%M%S"))
 
 
+def _manual_purchase(stan: str, amount_minor: int = 1000) -> acquiring_pb2.AuthorizeRequest:
+    return acquiring_pb2.AuthorizeRequest(
+        key=_key(stan), type=acquiring_pb2.AUTHORIZATION_TYPE_PURCHASE,
+        amount=common_pb2.Money(amount_minor=amount_minor, currency="USD"),
+        card=common_pb2.CardInput(manual=common_pb2.ManualEntry(
+            pan="4761739001010010", expiry_yymm="3012")),
+        entry_mode=common_pb2.ENTRY_MODE_MANUAL)
+
+
 def _not_journaled(stub: Any, key: acquiring_pb2.RequestKey) -> bool:
     try:
         stub.GetTransaction(acquiring_pb2.GetTransactionRequest(key=key), timeout=5)
@@ -133,13 +142,8 @@ def test_reflection_lists_every_service(running: dict[str, Any]) -> None:
 def test_bad_input_is_rejected_naming_the_field_and_writes_nothing(
         running: dict[str, Any], case: str, mutate: Any, field: str) -> None:
     cluster: Cluster = running["cluster"]
-    stan = f"{900000 + hash(case) % 90000:06d}"
-    request = acquiring_pb2.AuthorizeRequest(
-        key=_key(stan), type=acquiring_pb2.AUTHORIZATION_TYPE_PURCHASE,
-        amount=common_pb2.Money(amount_minor=1000, currency="USD"),
-        card=common_pb2.CardInput(manual=common_pb2.ManualEntry(
-            pan="4761739001010010", expiry_yymm="3012")),
-        entry_mode=common_pb2.ENTRY_MODE_MANUAL)
+    stan = f"{900000 + sum(map(ord, case)) % 90000:06d}"
+    request = _manual_purchase(stan, 1000)
     mutate(request)
     with _channel(cluster) as channel:
         stub = acquiring_pb2_grpc.AcquiringServiceStub(channel)
@@ -169,12 +173,7 @@ def test_missing_pin_block_where_required_is_rejected(running: dict[str, Any]) -
 
 def test_expired_deadline_is_refused_before_anything_is_written(running: dict[str, Any]) -> None:
     cluster: Cluster = running["cluster"]
-    request = acquiring_pb2.AuthorizeRequest(
-        key=_key("880002"), type=acquiring_pb2.AUTHORIZATION_TYPE_PURCHASE,
-        amount=common_pb2.Money(amount_minor=1000, currency="USD"),
-        card=common_pb2.CardInput(manual=common_pb2.ManualEntry(
-            pan="4761739001010010", expiry_yymm="3012")),
-        entry_mode=common_pb2.ENTRY_MODE_MANUAL)
+    request = _manual_purchase("880002", 1000)
     with _channel(cluster) as channel:
         stub = acquiring_pb2_grpc.AcquiringServiceStub(channel)
         with pytest.raises(grpc.RpcError) as err:
@@ -194,12 +193,7 @@ def test_garbage_or_truncated_issuer_answer_declines_91_and_is_reversed(
         control.SetFaults(issuer_pb2.SetFaultsRequest(faults=[issuer_pb2.Fault(
             kind=fault, match_amount_minor=amount, count=1)]), timeout=5)
         try:
-            request = acquiring_pb2.AuthorizeRequest(
-                key=_key(f"8801{fault:02d}"), type=acquiring_pb2.AUTHORIZATION_TYPE_PURCHASE,
-                amount=common_pb2.Money(amount_minor=amount, currency="USD"),
-                card=common_pb2.CardInput(manual=common_pb2.ManualEntry(
-                    pan="4761739001010010", expiry_yymm="3012")),
-                entry_mode=common_pb2.ENTRY_MODE_MANUAL)
+            request = _manual_purchase(f"8801{fault:02d}", amount)
             with _channel(cluster) as channel:
                 stub = acquiring_pb2_grpc.AcquiringServiceStub(channel)
                 answer = stub.Authorize(request, timeout=10)
@@ -221,12 +215,7 @@ def test_garbage_or_truncated_issuer_answer_declines_91_and_is_reversed(
 def test_identical_requests_in_flight_together_make_one_transaction(
         running: dict[str, Any]) -> None:
     cluster: Cluster = running["cluster"]
-    request = acquiring_pb2.AuthorizeRequest(
-        key=_key("880200"), type=acquiring_pb2.AUTHORIZATION_TYPE_PURCHASE,
-        amount=common_pb2.Money(amount_minor=321, currency="USD"),
-        card=common_pb2.CardInput(manual=common_pb2.ManualEntry(
-            pan="4761739001010010", expiry_yymm="3012")),
-        entry_mode=common_pb2.ENTRY_MODE_MANUAL)
+    request = _manual_purchase("880200", 321)
 
     async def fire() -> list[acquiring_pb2.AuthorizeResponse]:
         async with grpc.aio.secure_channel(
