@@ -81,6 +81,7 @@ class Cluster:
         logs = self.var / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{name}.out"
+        offset = log_path.stat().st_size if log_path.exists() else 0
         out = open(log_path, "ab")
         popen = subprocess.Popen([sys.executable, "-m", "cardswitch.cli", *args],
                                  env=self.env(), stdout=out, stderr=subprocess.STDOUT,
@@ -92,7 +93,7 @@ class Cluster:
             if popen.poll() is not None:
                 raise RuntimeError(f"{name} exited with {popen.returncode}; see {log_path}:\n"
                                    + log_path.read_text()[-3000:])
-            if ready in log_path.read_text(errors="replace"):
+            if ready in log_path.read_bytes()[offset:].decode(errors="replace"):
                 return proc
             time.sleep(0.05)
         raise TimeoutError(f"{name} not ready within {timeout:.0f}s; see {log_path}")
@@ -113,10 +114,13 @@ class Cluster:
         if self.insecure:
             args.append("--insecure")
         ready = "SWITCH ready"
+        log_path = self.var / "logs" / "switch.out"
+        offset = log_path.stat().st_size if log_path.exists() else 0
         proc = self.start("switch", *args, ready=ready)
         if self.switch_workers > 1:
             deadline = time.monotonic() + 60
-            while proc.log_path.read_text().count(ready) < self.switch_workers:
+            while (proc.log_path.read_bytes()[offset:].decode(errors="replace").count(ready)
+                   < self.switch_workers):
                 if time.monotonic() > deadline:
                     raise TimeoutError("switch workers not ready")
                 time.sleep(0.05)

@@ -18,6 +18,7 @@ import time
 from prometheus_client import Counter
 
 from cardswitch import responses
+from cardswitch.config import env_int
 from cardswitch.v1 import hsm_pb2
 from switch import store
 from switch.context import ChannelError, TxnContext
@@ -29,8 +30,9 @@ log = logging.getLogger(__name__)
 SENT = Counter("cardswitch_reversal_advices_total", "reversal advices by outcome", ["outcome"])
 POLL_SECONDS = 1.0
 LEASE_SECONDS = 30.0
-#: A PENDING row older than this was left by a process that died mid-request.
-STALE_PENDING = dt.timedelta(seconds=120)
+#: A PENDING row older than this was left by a process that died mid-request. It must exceed
+#: the longest request deadline, so a starting node never takes a live node's request.
+STALE_PENDING = dt.timedelta(seconds=env_int("CARDSWITCH_STALE_PENDING_S", 120))
 
 
 class ReversalWorker:

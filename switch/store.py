@@ -176,13 +176,18 @@ def reversal_failed(queue_id: int, attempts: int, error: str) -> Any:
 
 
 def stale_pending(older_than: dt.datetime) -> Any:
-    """Op: PENDING rows left by a crashed process become TIMED_OUT with a queued reversal."""
+    """Op: PENDING rows left by a crashed process become TIMED_OUT with a queued reversal.
+
+    The RRN the dead process sent is derived again from the row id and creation time.
+    """
     def op(conn: Connection) -> int:
-        rows = conn.execute(select(J.c.transaction_id, J.c.issuer_link, J.c.type).where(
+        rows = conn.execute(select(J.c.id, J.c.transaction_id, J.c.issuer_link, J.c.type,
+                                   J.c.created_at, J.c.rrn).where(
             J.c.status == "PENDING", J.c.created_at < older_than)).all()
-        for tid, link, kind in rows:
+        for jid, tid, link, kind, created, rrn in rows:
             conn.execute(update(J).where(J.c.transaction_id == tid, J.c.status == "PENDING")
                          .values(status="TIMED_OUT", response_code="91", updated_at=utcnow(),
+                                 rrn=rrn or rrn_for(jid, created),
                                  reason="switch restarted before the issuer answered"))
             if link and kind not in ("balance", "capture"):
                 conn.execute(_insert(conn, Q).values(

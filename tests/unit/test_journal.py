@@ -115,6 +115,7 @@ def test_pending_rows_left_by_a_dead_process_become_timed_out_with_a_reversal(
     assert asyncio.run(journal.run(store.stale_pending(utcnow() - dt.timedelta(minutes=2)))) == 1
     stored = asyncio.run(journal.read(lambda c: store.by_transaction_id(c, r["transaction_id"])))
     assert stored is not None and stored["status"] == "TIMED_OUT"
+    assert stored["rrn"] == store.rrn_for(stored["id"], old), "the RRN the dead process sent"
     claimed = asyncio.run(journal.run(store.claim_due_reversals("n", 10, 30)))
     assert [e["transaction_id"] for e in claimed] == [r["transaction_id"]]
 
