@@ -7,14 +7,21 @@ Money is integer minor units of the account's currency.
 An authorisation row records what it did to the account so a reversal can undo exactly that:
 ``ledger_minor`` is what it debited from the ledger (negative for a credit) and ``hold_minor``
 the part of the available balance it still holds.
+
+The account row carries the open-to-buy as running counters, so deciding a request reads one
+row instead of summing the account's history: ``held_minor`` is the sum of ``hold_minor`` over
+its approved authorisations, ``spent_today_minor`` what its approved and captured
+authorisations created on ``spent_on`` count against the daily limit (``max(ledger_minor, 0) +
+hold_minor`` each). Only a transaction holding the account's row lock changes them.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -55,7 +62,13 @@ class Account(Base):
     currency: Mapped[str] = mapped_column(String(3))
     #: Ledger balance; the available balance is this minus open holds.
     balance_minor: Mapped[int] = mapped_column(BigInteger)
+    #: Open holds: the sum of the approved pre-authorisations' ``hold_minor``.
+    held_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     daily_limit_minor: Mapped[int] = mapped_column(BigInteger)
+    #: Debits counted against the daily limit on ``spent_on``; none on any other day.
+    spent_today_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The UTC date ``spent_today_minor`` counts for; None before the account's first debit.
+    spent_on: Mapped[date | None] = mapped_column(Date, nullable=True, default=None)
     #: IBM 3624 PIN offset (as many digits as the PIN).
     pin_offset: Mapped[str] = mapped_column(String(12))
     pin_tries: Mapped[int] = mapped_column(Integer, default=0)
@@ -74,7 +87,7 @@ class Authorization(Base):
                          name="uq_issuer_authorizations_request"),
         Index("ix_issuer_authorizations_rrn", "rrn"),
         Index("ix_issuer_authorizations_account_created", "account_id", "created_at"),
-        Index("ix_issuer_authorizations_account_hold", "account_id", "hold_minor"),
+        Index("ix_issuer_authorizations_original", "original_id"),
     )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)

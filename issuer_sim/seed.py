@@ -30,6 +30,7 @@ from sqlalchemy import update
 from cardswitch import config, db
 from cardswitch.cards import brand_of, validate_pan
 from cardswitch.v1 import hsm_pb2, hsm_pb2_grpc
+from issuer_sim import open_to_buy
 from issuer_sim.models import ACCOUNT_STATUSES, AUTH_APPROVED, Account, Authorization
 from issuer_sim.processing import (
     CVK_REF,
@@ -214,7 +215,8 @@ def seed(hsm_address: str, cards_path: Path = DEFAULT_CARDS, *, reset: bool = Fa
 
 
 def _upsert(s: Any, card: CardSpec, offset: str, protected: Any, reset: bool) -> str:
-    account = s.get(Account, card.account_id)
+    # A reset rewrites the open-to-buy counters: under the row lock, like every posting.
+    account = s.get(Account, card.account_id, with_for_update=reset)
     if account is None:
         s.add(Account(
             account_id=card.account_id, pan_token=protected.pan_token,
@@ -239,6 +241,7 @@ def _upsert(s: Any, card: CardSpec, offset: str, protected: Any, reset: bool) ->
                   .where(Authorization.account_id == card.account_id,
                          Authorization.status == AUTH_APPROVED, Authorization.hold_minor > 0)
                   .values(hold_minor=0))
+        open_to_buy.recount(s, account, utc_now().date())
     for name, value in changed.items():
         setattr(account, name, value)
     if reset:

@@ -425,3 +425,17 @@ def test_seed_command_reports_what_it_did(env: Env, capsys: pytest.CaptureFixtur
     serve = parser.parse_args(["issuer", "serve"])
     assert (serve.port, serve.control_port, serve.hsm, serve.metrics_port) == (
         7200, 7201, "127.0.0.1:7100", 0)
+
+
+def test_seed_reset_releases_open_holds_and_what_they_counted_today(env: Env) -> None:
+    card = env.cards["acct-mc-limit"]  # daily limit 200.00
+    preauth, over = exchange(env.port, financial(card, "0100", amount=15_000, **{"25": "06"}),
+                             financial(card, amount=5_001))
+    assert (preauth["39"], over["39"]) == ("00", "61")
+    assert account(env, "acct-mc-limit")["holds"] == 15_000
+    result = seed.seed(env.hsm_address, reset=True)
+    assert "acct-mc-limit" in result.reset
+    after = account(env, "acct-mc-limit")
+    assert (after["holds"], after["available"], after["ledger"]) == (0, 900_000, 900_000)
+    (full_day,) = exchange(env.port, financial(card, amount=20_000))
+    assert full_day["39"] == "00"

@@ -31,7 +31,10 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column("balance_minor", sa.BigInteger(), nullable=False),
+        sa.Column("held_minor", sa.BigInteger(), nullable=False),
         sa.Column("daily_limit_minor", sa.BigInteger(), nullable=False),
+        sa.Column("spent_today_minor", sa.BigInteger(), nullable=False),
+        sa.Column("spent_on", sa.Date(), nullable=True),
         sa.Column("pin_offset", sa.String(12), nullable=False),
         sa.Column("pin_tries", sa.Integer(), nullable=False),
         sa.Column("blocked_mccs", sa.String(255), nullable=False),
@@ -64,9 +67,9 @@ def upgrade() -> None:
     op.create_index("ix_issuer_authorizations_rrn", "issuer_authorizations", ["rrn"])
     op.create_index("ix_issuer_authorizations_account_created", "issuer_authorizations",
                     ["account_id", "created_at"])
-    # Open holds are the few rows with hold_minor > 0: found without scanning the history.
-    op.create_index("ix_issuer_authorizations_account_hold", "issuer_authorizations",
-                    ["account_id", "hold_minor"])
+    # Reversing a captured pre-auth finds its completions without scanning the history.
+    op.create_index("ix_issuer_authorizations_original", "issuer_authorizations",
+                    ["original_id"])
     op.create_table(
         "issuer_orphan_reversals",
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
@@ -86,7 +89,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("issuer_orphan_reversals")
-    op.drop_index("ix_issuer_authorizations_account_hold", "issuer_authorizations")
+    op.drop_index("ix_issuer_authorizations_original", "issuer_authorizations")
     op.drop_index("ix_issuer_authorizations_account_created", "issuer_authorizations")
     op.drop_index("ix_issuer_authorizations_rrn", "issuer_authorizations")
     op.drop_table("issuer_authorizations")
