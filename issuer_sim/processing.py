@@ -46,6 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cardswitch import currency, db, iso8583, responses
+from cardswitch.cardcache import CardCache
 from cardswitch.cards import Track2, mask_pan, parse_track2, validate_pan
 from cardswitch.iso8583 import Message
 from cardswitch.v1 import common_pb2, hsm_pb2, hsm_pb2_grpc
@@ -132,6 +133,7 @@ class GrpcHsm:
     def __init__(self, channel: grpc.aio.Channel, timeout_s: float = 2.0) -> None:
         self._stub = hsm_pb2_grpc.HsmServiceStub(channel)
         self._timeout = timeout_s
+        self._tokens: CardCache[str] = CardCache()
 
     async def _call(self, method: Any, request: Any) -> Any:
         try:
@@ -142,9 +144,13 @@ class GrpcHsm:
             raise
 
     async def pan_token(self, pan: str) -> str:
-        resp = await self._call(self._stub.ProtectPan, hsm_pb2.ProtectPanRequest(
-            hmac_key_ref=HMAC_REF, dek_key_ref=DEK_REF, pan=pan))
-        return str(resp.pan_token)
+        token = self._tokens.get(pan)
+        if token is None:
+            resp = await self._call(self._stub.ProtectPan, hsm_pb2.ProtectPanRequest(
+                hmac_key_ref=HMAC_REF, dek_key_ref=DEK_REF, pan=pan))
+            token = str(resp.pan_token)
+            self._tokens.put(pan, token)
+        return token
 
     async def verify_pin(self, pan: str, pin_block: bytes, offset: str) -> bool:
         request = hsm_pb2.VerifyPinRequest(

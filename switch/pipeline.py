@@ -8,10 +8,8 @@ outcome to the journal, so every request that got past validation ends with a du
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ import grpc
 from prometheus_client import Counter
 
 from cardswitch import currency, errors, responses
+from cardswitch.cardcache import CardCache
 from cardswitch.cards import mask_pan
 from cardswitch.v1 import hsm_pb2, hsm_pb2_grpc
 from switch import store
@@ -64,31 +63,23 @@ def _hsm_timeout(ctx: TxnContext) -> float:
 class ProtectCard:
     """Keyed hash, last four and ciphertext of the PAN, from the HSM (the PAN stays in memory).
 
-    Answers are cached per card for this process, keyed by an HMAC under a random per-process
-    secret (so the cache holds no PAN and nothing that survives the process): a returning card
-    costs no HSM round trip.
+    Answers are kept in a :class:`CardCache` (no PAN in it): a returning card costs no HSM call.
     """
-
-    CACHE_SIZE = 100_000
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
-        self._secret = secrets.token_bytes(32)
-        self._cache: dict[bytes, tuple[str, str, str, bytes]] = {}
+        self._cache: CardCache[tuple[str, str, str, bytes]] = CardCache()
 
     async def __call__(self, ctx: TxnContext) -> None:
         if not ctx.pan or ctx.pan_token:
             return
-        key = hmac.digest(self._secret, ctx.pan.encode(), "sha256")
-        cached = self._cache.get(key)
+        cached = self._cache.get(ctx.pan)
         if cached is None:
             answer = await self.deps.hsm.ProtectPan(hsm_pb2.ProtectPanRequest(
                 hmac_key_ref=self.deps.hmac_key_ref, dek_key_ref=self.deps.dek_key_ref,
                 pan=ctx.pan), timeout=_hsm_timeout(ctx))
             cached = (answer.pan_token, answer.last_four, answer.bin, answer.encrypted_pan)
-            if len(self._cache) >= self.CACHE_SIZE:
-                self._cache.clear()
-            self._cache[key] = cached
+            self._cache.put(ctx.pan, cached)
         ctx.pan_token, ctx.last_four, ctx.bin, ctx.encrypted_pan = cached
 
 
