@@ -134,6 +134,10 @@ class GrpcHsm:
         self._stub = hsm_pb2_grpc.HsmServiceStub(channel)
         self._timeout = timeout_s
         self._tokens: CardCache[str] = CardCache()
+        # CVV(CVK, PAN, expiry, service code) never changes while the CVK does not: a value the
+        # HSM verified once is remembered (keyed without the PAN, see CardCache); a mismatch is
+        # always asked again.
+        self._verified_cvvs: CardCache[bool] = CardCache()
 
     async def _call(self, method: Any, request: Any) -> Any:
         try:
@@ -166,6 +170,15 @@ class GrpcHsm:
         return bool(resp.verified)
 
     async def verify_cvv(self, pan: str, expiry_yymm: str, service_code: str, cvv: str) -> bool:
+        card_data = f"{pan}|{expiry_yymm}|{service_code}|{cvv}"
+        if self._verified_cvvs.get(card_data):
+            return True
+        verified = await self._verify_cvv(pan, expiry_yymm, service_code, cvv)
+        if verified:
+            self._verified_cvvs.put(card_data, True)
+        return verified
+
+    async def _verify_cvv(self, pan: str, expiry_yymm: str, service_code: str, cvv: str) -> bool:
         request = hsm_pb2.VerifyCvvRequest(cvk_key_ref=CVK_REF, pan=pan, expiry_yymm=expiry_yymm,
                                            service_code=service_code, cvv=cvv)
         try:
