@@ -5,6 +5,7 @@ switch + HSM + issuer over ISO 8583 with the journal on PostgreSQL. Steps:
   1. closed loop against the echo server            -> echo_rps
   2. closed loop against Authorize                  -> authorize_tps (the peak)
   3. open loop against Authorize at 80% of the peak -> p50_ms, p99_ms at that load
+  4. open loop at 25% of the peak                   -> light_p50_ms, light_p99_ms (no queueing)
 Writes ``bench/results/latest.json`` and prints a table.
 """
 
@@ -70,7 +71,7 @@ async def _echo_load(port: int, certs_dir: Path, duration: float, concurrency: i
 
 
 async def _authorize_loads(cluster: Cluster, duration: float, concurrency: int,
-                           console: Console) -> tuple[LoadReport, LoadReport]:
+                           console: Console) -> tuple[LoadReport, LoadReport, LoadReport]:
     term_dir = cluster.var / "terminals"
     channel = open_channel(cluster.switch, certs_dir=cluster.var / "certs")
     pinpad = await provision(channel, TERMINAL[0], directory=term_dir)
@@ -84,7 +85,9 @@ async def _authorize_loads(cluster: Cluster, duration: float, concurrency: int,
         target = max(1.0, 0.8 * peak.achieved_tps)
         at80 = await run_load(pos, target, duration, cards, concurrency=concurrency * 4,
                               mode="open", console=console)
-    return peak, at80
+        light = await run_load(pos, max(1.0, 0.25 * peak.achieved_tps), duration, cards,
+                               concurrency=concurrency * 4, mode="open", console=console)
+    return peak, at80, light
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                                         seed_args=("--cards", str(ROOT / "bench" / "cards.yaml"))))
         console.print(f"[bold]2/3[/] Authorize closed loop then [bold]3/3[/] open loop at 80% "
                       f"of the peak (switch workers={args.workers}, journal on PostgreSQL)")
-        peak, at80 = asyncio.run(_authorize_loads(cluster, args.duration, args.concurrency,
+        peak, at80, light = asyncio.run(_authorize_loads(cluster, args.duration, args.concurrency,
                                                   console))
     finally:
         if echo.poll() is None:
@@ -132,15 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         "p50_ms": round(at80.p50_ms, 2),
         "p99_ms": round(at80.p99_ms, 2),
         "load_at_80pct_tps": round(at80.achieved_tps, 1),
+        "light_load_tps": round(light.achieved_tps, 1),
+        "light_p50_ms": round(light.p50_ms, 2), "light_p99_ms": round(light.p99_ms, 2),
         "peak_p50_ms": round(peak.p50_ms, 2), "peak_p99_ms": round(peak.p99_ms, 2),
         "echo_p50_ms": round(echo_report.p50_ms, 2), "echo_p99_ms": round(echo_report.p99_ms, 2),
-        "authorize_errors": {**peak.errors, **at80.errors},
-        "authorize_declined": peak.declined + at80.declined,
+        "authorize_errors": {**peak.errors, **at80.errors, **light.errors},
+        "authorize_declined": peak.declined + at80.declined + light.declined,
         "switch_workers": args.workers, "concurrency": args.concurrency,
         "duration_s": args.duration, "cpus": os.cpu_count(),
         "python": platform.python_version(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "reports": {"echo": asdict(echo_report), "authorize_peak": asdict(peak),
-                    "authorize_80pct": asdict(at80)},
+                    "authorize_80pct": asdict(at80), "authorize_25pct": asdict(light)},
     }
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{result['peak_p50_ms']}", f"{result['peak_p99_ms']}")
     table.add_row("Authorize at 80% of peak (open loop)", f"{result['load_at_80pct_tps']:.0f}",
                   f"{result['p50_ms']}", f"{result['p99_ms']}")
+    table.add_row("Authorize at 25% of peak (open loop)", f"{result['light_load_tps']:.0f}",
+                  f"{result['light_p50_ms']}", f"{result['light_p99_ms']}")
     console.print(table)
     console.print(f"ratio authorize_tps / echo_rps = [bold]{result['ratio']}[/]; "
                   f"written to {out}")
