@@ -15,6 +15,7 @@ from cardswitch import bootstrap, certs
 from cardswitch.demo import TERMINAL
 from cardswitch.launcher import Cluster
 from cardswitch.v1 import acquiring_pb2, acquiring_pb2_grpc, common_pb2, issuer_pb2, issuer_pb2_grpc
+from tests.e2e.helpers import wait_reversal_acknowledged
 
 pytestmark = pytest.mark.e2e
 
@@ -60,15 +61,8 @@ def test_switch_killed_while_the_issuer_holds_a_request_reverses_it_after_restar
         cluster.start_switch()
         with grpc.secure_channel(cluster.switch, creds) as channel:
             stub = acquiring_pb2_grpc.AcquiringServiceStub(channel)
-            deadline = time.monotonic() + 30
-            txn = None
-            while time.monotonic() < deadline:
-                txn = stub.GetTransaction(acquiring_pb2.GetTransactionRequest(
-                    key=request.key), timeout=5)
-                if txn.reversal_acknowledged:
-                    break
-                time.sleep(0.3)
-            assert txn is not None
+            txn = wait_reversal_acknowledged(
+                stub, acquiring_pb2.GetTransactionRequest(key=request.key))
             assert txn.status == acquiring_pb2.TRANSACTION_STATUS_REVERSED
             assert txn.reversal_acknowledged
             # the terminal's retry of the same request gets the stored outcome, not a new sale

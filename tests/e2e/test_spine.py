@@ -26,6 +26,7 @@ from cardswitch.launcher import Cluster
 from cardswitch.v1 import acquiring_pb2, acquiring_pb2_grpc, common_pb2, issuer_pb2, issuer_pb2_grpc
 from tests.conftest import pg_schema
 from tests.e2e import secrets_scan
+from tests.e2e.helpers import wait_reversal_acknowledged
 
 pytestmark = pytest.mark.e2e
 
@@ -198,15 +199,9 @@ def test_garbage_or_truncated_issuer_answer_declines_91_and_is_reversed(
                 stub = acquiring_pb2_grpc.AcquiringServiceStub(channel)
                 answer = stub.Authorize(request, timeout=10)
                 assert answer.result.response_code == "91"
-                deadline = time.monotonic() + 20
-                txn = None
-                while time.monotonic() < deadline:
-                    txn = stub.GetTransaction(acquiring_pb2.GetTransactionRequest(
-                        transaction_id=answer.transaction_id), timeout=5)
-                    if txn.reversal_acknowledged:
-                        break
-                    time.sleep(0.2)
-                assert txn is not None and txn.reversal_acknowledged
+                txn = wait_reversal_acknowledged(stub, acquiring_pb2.GetTransactionRequest(
+                    transaction_id=answer.transaction_id))
+                assert txn.reversal_acknowledged
                 assert txn.status == acquiring_pb2.TRANSACTION_STATUS_REVERSED
         finally:
             control.SetFaults(issuer_pb2.SetFaultsRequest(), timeout=5)
