@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -154,7 +155,11 @@ def write_report(rows: list[Row], path: Path) -> None:
 
 def _cmd(args: argparse.Namespace) -> int:
     console = Console(width=max(140, Console().width))
-    var = Path(args.var) if args.var else var_dir()
+    if args.var:
+        var = Path(args.var)
+    else:  # a fresh cluster every run, so repeated demos start from the same balances
+        var = var_dir() / "demo" / "run"
+        shutil.rmtree(var, ignore_errors=True)
     cluster = Cluster(var=var, database_url=args.database_url)
     console.print(f"[bold]cardswitch demo[/] var={var} database="
                   f"{'PostgreSQL' if args.database_url else 'SQLite (embedded)'}")
@@ -172,7 +177,7 @@ def _cmd(args: argparse.Namespace) -> int:
     finally:
         cluster.stop_all()
     print_rows(rows, console)
-    report = var / "demo" / "report.json"
+    report = (var if args.var else var_dir()) / "demo" / "report.json"
     write_report(rows, report)
     passed = sum(r.passed for r in rows)
     console.print(f"{passed}/{len(rows)} scenarios passed; report: {report}")
@@ -181,7 +186,8 @@ def _cmd(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="start every service, drive real transactions, report")
-    p.add_argument("--var", help="runtime directory (default ./var)")
+    p.add_argument("--var", help="runtime directory to use and keep (default: a fresh "
+                   "./var/demo/run each time)")
     p.add_argument("--database-url", help="PostgreSQL URL instead of the embedded SQLite")
     p.add_argument("--keep-running", action="store_true",
                    help="leave the services up after the scenarios")
