@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -36,13 +37,23 @@ def needles(var: Path) -> list[Needle]:
     return out
 
 
+def _pin_pattern() -> re.Pattern[bytes]:
+    """A clear PIN written next to the word PIN (e.g. ``pin=1234``, ``PIN: 1234``)."""
+    cards = yaml.safe_load((ROOT / "cardswitch" / "testcards.yaml").read_text())["cards"]
+    pins = b"|".join(re.escape(c["pin"].encode()) for c in cards)
+    return re.compile(rb"pin\W{0,3}(?:" + pins + rb")(?![0-9])", re.IGNORECASE)
+
+
 def scan_files(files: list[Path], needles: list[Needle]) -> list[str]:
     found = []
+    pin_near_word = _pin_pattern()
     for path in files:
         data = path.read_bytes()
         for label, needle in needles:
             if needle in data:
                 found.append(f"{label} in {path.name}")
+        if path.suffix in (".log", ".out") and pin_near_word.search(data):
+            found.append(f"a clear PIN next to the word PIN in {path.name}")
     return found
 
 
