@@ -106,6 +106,8 @@ class TxnContext:
     result: ChannelResult | None = None
     status: str = "PENDING"
     reversal_owed: bool = False
+    #: A void whose 0400 went unanswered: the original is reversed by a queued 0420 instead.
+    void_by_advice: bool = False
     replayed: bool = False
     stored: dict[str, Any] | None = None
 

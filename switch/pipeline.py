@@ -234,13 +234,20 @@ class Pipeline:
                 raise
             ctx.result = ChannelResult("96", reason=f"system malfunction ({exc})")
         except Exception as exc:
-            code, reason, owed = outcome_of(exc, ctx)
-            if code == "96":
-                log.exception("%s for card %s failed", ctx.kind, mask_pan(ctx.pan))
-            ctx.result = ChannelResult(code, reason=reason)
-            ctx.reversal_owed = owed
-            if owed:
-                ctx.status = "TIMED_OUT"
+            if isinstance(exc, ChannelError) and ctx.kind == "reversal" and ctx.original:
+                # Store-and-forward makes the void certain: the 0420 is repeated until the
+                # issuer acknowledges it, so the merchant is told the void is accepted.
+                ctx.void_by_advice = True
+                ctx.result = ChannelResult(
+                    "00", reason=f"void accepted; reversal advice queued ({exc})")
+            else:
+                code, reason, owed = outcome_of(exc, ctx)
+                if code == "96":
+                    log.exception("%s for card %s failed", ctx.kind, mask_pan(ctx.pan))
+                ctx.result = ChannelResult(code, reason=reason)
+                ctx.reversal_owed = owed
+                if owed:
+                    ctx.status = "TIMED_OUT"
         if not ctx.replayed:
             await record(self.deps, ctx)
         return ctx
@@ -268,7 +275,7 @@ async def record(deps: Deps, ctx: TxnContext) -> None:
     values = outcome_values(ctx)
     OUTCOMES.labels(ctx.kind, values["response_code"]).inc()
     original_update = None
-    if ctx.original and ctx.status == "APPROVED":
+    if ctx.original and ctx.status == "APPROVED" and not ctx.void_by_advice:
         new_status = {"capture": "CAPTURED", "reversal": "REVERSED"}.get(ctx.kind)
         if new_status:
             original_update = (ctx.original["transaction_id"],
@@ -278,6 +285,10 @@ async def record(deps: Deps, ctx: TxnContext) -> None:
     if ctx.reversal_owed and ctx.link is not None:
         reversal = {"transaction_id": ctx.transaction_id, "issuer_link": ctx.link.name,
                     "reason": "timeout", "created_at": utcnow(), "next_attempt_at": utcnow()}
+    elif ctx.void_by_advice and ctx.original is not None and ctx.link is not None:
+        reversal = {"transaction_id": ctx.original["transaction_id"],
+                    "issuer_link": ctx.link.name, "reason": "void",
+                    "created_at": utcnow(), "next_attempt_at": utcnow()}
     if ctx.journal_id is None:
         if not ctx.transaction_id:
             ctx.transaction_id = str(uuid.uuid4())

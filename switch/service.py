@@ -298,8 +298,6 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
         await self._reveal(ctx, original)
         ctx.mcc = original["mcc"]
         await self.original_pipeline.run(ctx)
-        if ctx.status == "TIMED_OUT":
-            pass  # the pipeline queued a reversal advice for the void itself
 
     async def _queue_reversal(self, ctx: TxnContext, original: dict[str, Any]) -> None:
         """Store-and-forward: a 0420 for the original, repeated until acknowledged."""

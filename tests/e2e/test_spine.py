@@ -229,6 +229,33 @@ def test_identical_requests_in_flight_together_make_one_transaction(
     assert after - before == 1
 
 
+def test_a_void_the_issuer_does_not_answer_is_completed_by_a_queued_advice(
+        running: dict[str, Any]) -> None:
+    cluster: Cluster = running["cluster"]
+    with grpc.insecure_channel(cluster.issuer_control) as control_channel, \
+            _channel(cluster) as channel:
+        control = issuer_pb2_grpc.IssuerSimServiceStub(control_channel)
+        stub = acquiring_pb2_grpc.AcquiringServiceStub(channel)
+        sale = stub.Authorize(_manual_purchase("880300", 555), timeout=10)
+        assert sale.result.response_code == "00"
+        control.SetFaults(issuer_pb2.SetFaultsRequest(faults=[issuer_pb2.Fault(
+            kind=issuer_pb2.FAULT_KIND_NO_RESPONSE, mtis=["0400"], count=1)]), timeout=5)
+        try:
+            before = control.GetStats(issuer_pb2.GetStatsRequest(), timeout=5).received["0420"]
+            void = stub.Reverse(acquiring_pb2.ReverseRequest(
+                key=_key("880301"), reason=acquiring_pb2.REVERSAL_REASON_VOID,
+                original_transaction_id=sale.transaction_id), timeout=10)
+            assert void.result.response_code == "00"
+            assert "advice queued" in void.result.reason
+            txn = wait_reversal_acknowledged(stub, acquiring_pb2.GetTransactionRequest(
+                transaction_id=sale.transaction_id))
+            assert txn.status == acquiring_pb2.TRANSACTION_STATUS_REVERSED
+            after = control.GetStats(issuer_pb2.GetStatsRequest(), timeout=5).received["0420"]
+            assert after - before >= 1
+        finally:
+            control.SetFaults(issuer_pb2.SetFaultsRequest(), timeout=5)
+
+
 def test_every_service_exposes_prometheus_metrics(running: dict[str, Any]) -> None:
     import urllib.request
     cluster: Cluster = running["cluster"]
