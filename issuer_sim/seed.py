@@ -29,6 +29,7 @@ from sqlalchemy import update
 
 from cardswitch import config, db
 from cardswitch.cards import brand_of, validate_pan
+from cardswitch.embossing import EmbossedCard
 from cardswitch.v1 import hsm_pb2, hsm_pb2_grpc
 from issuer_sim import open_to_buy
 from issuer_sim.models import ACCOUNT_STATUSES, AUTH_APPROVED, Account, Authorization
@@ -77,20 +78,6 @@ class CardSpec:
     balance_minor: int
     daily_limit_minor: int
     blocked_mccs: str
-
-
-@dataclass(frozen=True)
-class CardPlastic:
-    """What the card file says about one card (the embossing and the magnetic stripe)."""
-
-    account_id: str
-    pan: str
-    brand: str
-    pin: str
-    expiry_yymm: str
-    service_code: str
-    cvv2: str
-    track2: str
 
 
 @dataclass(frozen=True)
@@ -201,7 +188,7 @@ def seed(hsm_address: str, cards_path: Path = DEFAULT_CARDS, *, reset: bool = Fa
                     what = _upsert(s, card, offset, protected, reset)
                 outcome[what].append(card.account_id)
                 cvv1 = hsm.cvv(card.pan, card.expiry_yymm, card.service_code)
-                plastics.append(CardPlastic(
+                plastics.append(EmbossedCard(
                     account_id=card.account_id, pan=card.pan, brand=card.brand, pin=card.pin,
                     expiry_yymm=card.expiry_yymm, service_code=card.service_code,
                     cvv2=hsm.cvv(card.pan, card.expiry_yymm, CVV2_SERVICE_CODE),
@@ -260,7 +247,7 @@ def track2(card: CardSpec, cvv1: str) -> str:
     return head + "0" * max(0, min(6, TRACK2_MAX - len(head)))
 
 
-def write_card_file(plastics: list[CardPlastic]) -> Path:
+def write_card_file(plastics: list[EmbossedCard]) -> Path:
     """Writes the card file atomically, readable by its owner only."""
     path = card_file_path()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ from switch.pipeline import (
     TranslatePin,
     find_stored,
     money_currency_numeric,
+    outcome_values,
     record,
 )
 from switch.validation import Violations
@@ -358,7 +359,6 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
     def _row(self, ctx: TxnContext) -> dict[str, Any]:
         if ctx.replayed and ctx.stored is not None:
             return ctx.stored
-        from switch.pipeline import outcome_values
         return {"transaction_id": ctx.transaction_id, "currency": ctx.currency,
                 "last_four": ctx.last_four, "bin": ctx.bin,
                 "original_transaction_id": ctx.original["transaction_id"] if ctx.original

@@ -23,6 +23,8 @@ from typing import Any, Literal
 import grpc
 
 from cardswitch.config import var_dir
+from cardswitch.embossing import FIELDS as CARD_FIELDS
+from cardswitch.embossing import EmbossedCard
 from cardswitch.v1 import acquiring_pb2, acquiring_pb2_grpc, common_pb2
 from terminals.pinpad import EncryptedPin, PinPad, terminal_lock, terminals_dir, write_private_file
 
@@ -32,25 +34,10 @@ STAN_MAX = 999_999
 DEFAULT_TIMEOUT_S = 10.0
 
 _ENTRY_MODES = {"swipe": common_pb2.ENTRY_MODE_MAGSTRIPE, "manual": common_pb2.ENTRY_MODE_MANUAL}
-_CARD_FIELDS = ("account_id", "pan", "brand", "pin", "expiry_yymm", "service_code", "cvv2",
-                "track2")
 
 
-@dataclass(frozen=True)
-class Card:
-    """One card as embossed by the issuer simulator (``cards.json``)."""
-
-    account_id: str
-    pan: str
-    brand: str
-    pin: str
-    expiry_yymm: str
-    service_code: str
-    cvv2: str
-    track2: str
-
-    def __repr__(self) -> str:  # never print a clear PAN or PIN by accident
-        return f"Card(account_id={self.account_id!r}, brand={self.brand!r})"
+Card = EmbossedCard
+"""One card as embossed by the issuer simulator (``cards.json``)."""
 
 
 def default_cards_path() -> Path:
@@ -79,10 +66,10 @@ def load_cards(path: Path | None = None) -> dict[str, Card]:
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise ValueError(f"{path}: card [{i}] must be an object")
-        missing = [f for f in _CARD_FIELDS if not isinstance(row.get(f), str)]
+        missing = [f for f in CARD_FIELDS if not isinstance(row.get(f), str)]
         if missing:
             raise ValueError(f"{path}: card [{i}] lacks string field(s) {', '.join(missing)}")
-        cards[row["account_id"]] = Card(**{f: row[f] for f in _CARD_FIELDS})
+        cards[row["account_id"]] = Card(**{f: row[f] for f in CARD_FIELDS})
     return cards
 
 
