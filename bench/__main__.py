@@ -6,7 +6,9 @@ switch + HSM + issuer over ISO 8583 with the journal on PostgreSQL. Steps:
   2. closed loop against Authorize                  -> authorize_tps (the peak)
   3. open loop against Authorize at 80% of the peak -> p50_ms, p99_ms at that load
   4. open loop at 25% of the peak                   -> light_p50_ms, light_p99_ms (no queueing)
-Writes ``bench/results/latest.json`` and prints a table.
+While steps 1 and 2 run, the CPU each process spends is read from /proc (bench/cpu.py) and
+shown per request: on a box with few cores that, not waiting, bounds the rates.
+Writes ``bench/results/latest.json`` and prints both tables.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench import cpu
 from cardswitch import bootstrap, certs
 from cardswitch.config import ROOT
 from cardswitch.launcher import Cluster, free_port
@@ -54,7 +57,7 @@ def _drop_schema(base: str, schema: str) -> None:
 
 
 async def _echo_load(port: int, certs_dir: Path, duration: float, concurrency: int,
-                     console: Console) -> LoadReport:
+                     console: Console, server_pid: int) -> tuple[LoadReport, cpu.CpuUse]:
     channel = open_channel(f"127.0.0.1:{port}", certs_dir=certs_dir)
     call = channel.unary_unary("/cardswitch.bench.Echo/Echo")
     payload = b"x" * 200  # about the size of an AuthorizeRequest
@@ -64,14 +67,17 @@ async def _echo_load(port: int, certs_dir: Path, duration: float, concurrency: i
         return True
     try:
         await send(0)
-        return await run_load(send, 0, duration, concurrency=concurrency, mode="closed",
-                              console=console)
+        with cpu.measure({"echo server": server_pid}) as use:
+            report = await run_load(send, 0, duration, concurrency=concurrency, mode="closed",
+                                    console=console)
+        return report, use
     finally:
         await channel.close()
 
 
 async def _authorize_loads(cluster: Cluster, duration: float, concurrency: int,
-                           console: Console) -> tuple[LoadReport, LoadReport, LoadReport]:
+                           console: Console
+                           ) -> tuple[LoadReport, LoadReport, LoadReport, cpu.CpuUse]:
     term_dir = cluster.var / "terminals"
     channel = open_channel(cluster.switch, certs_dir=cluster.var / "certs")
     pinpad = await provision(channel, TERMINAL[0], directory=term_dir)
@@ -80,14 +86,16 @@ async def _authorize_loads(cluster: Cluster, duration: float, concurrency: int,
     cards = list(load_cards(cluster.var / "issuer" / "cards.json").values())
     async with pos:
         await run_load(pos, 50, 2, cards, concurrency=16, progress=False)  # warm-up
-        peak = await run_load(pos, 0, duration, cards, concurrency=concurrency, mode="closed",
-                              console=console)
+        pids = {proc.name: proc.popen.pid for proc in cluster.procs}
+        with cpu.measure(pids, [cpu.POSTGRES]) as use:
+            peak = await run_load(pos, 0, duration, cards, concurrency=concurrency,
+                                  mode="closed", console=console)
         target = max(1.0, 0.8 * peak.achieved_tps)
         at80 = await run_load(pos, target, duration, cards, concurrency=concurrency * 4,
                               mode="open", console=console)
         light = await run_load(pos, max(1.0, 0.25 * peak.achieved_tps), duration, cards,
                                concurrency=concurrency * 4, mode="open", console=console)
-    return peak, at80, light
+    return peak, at80, light, use
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,16 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         assert echo.stdout is not None
         echo.stdout.readline()
         console.print(f"[bold]1/3[/] bare gRPC echo, closed loop, {args.concurrency} workers")
-        echo_report = asyncio.run(_echo_load(echo_port, certs_dir, args.duration,
-                                             args.concurrency, console))
+        echo_report, echo_cpu = asyncio.run(_echo_load(echo_port, certs_dir, args.duration,
+                                                       args.concurrency, console, echo.pid))
         echo.terminate()
         echo.wait(10)
         asyncio.run(bootstrap.start_all(cluster, [TERMINAL], issuer_timeout_ms=5000,
                                         seed_args=("--cards", str(ROOT / "bench" / "cards.yaml"))))
         console.print(f"[bold]2/3[/] Authorize closed loop then [bold]3/3[/] open loop at 80% "
                       f"of the peak (switch workers={args.workers}, journal on PostgreSQL)")
-        peak, at80, light = asyncio.run(_authorize_loads(cluster, args.duration, args.concurrency,
-                                                  console))
+        peak, at80, light, auth_cpu = asyncio.run(_authorize_loads(
+            cluster, args.duration, args.concurrency, console))
     finally:
         if echo.poll() is None:
             echo.kill()
@@ -139,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         "light_p50_ms": round(light.p50_ms, 2), "light_p99_ms": round(light.p99_ms, 2),
         "peak_p50_ms": round(peak.p50_ms, 2), "peak_p99_ms": round(peak.p99_ms, 2),
         "echo_p50_ms": round(echo_report.p50_ms, 2), "echo_p99_ms": round(echo_report.p99_ms, 2),
+        "cpu_ms_per_request": {
+            "echo": echo_cpu.per_request_ms(echo_report.answered),
+            "authorize": auth_cpu.per_request_ms(peak.answered)},
+        "cpu_ceiling_rps": {
+            "echo": round(cpu.ceiling_rps(echo_cpu.total_per_request_ms(echo_report.answered))),
+            "authorize": round(cpu.ceiling_rps(auth_cpu.total_per_request_ms(peak.answered)))},
         "authorize_errors": {**peak.errors, **at80.errors, **light.errors},
         "authorize_declined": peak.declined + at80.declined + light.declined,
         "switch_workers": args.workers, "concurrency": args.concurrency,
@@ -162,9 +176,31 @@ def main(argv: list[str] | None = None) -> int:
     table.add_row("Authorize at 25% of peak (open loop)", f"{result['light_load_tps']:.0f}",
                   f"{result['light_p50_ms']}", f"{result['light_p99_ms']}")
     console.print(table)
+    console.print(_cpu_table(result))
     console.print(f"ratio authorize_tps / echo_rps = [bold]{result['ratio']}[/]; "
                   f"written to {out}")
     return 0
+
+
+def _cpu_table(result: dict[str, Any]) -> Table:
+    """Where each request's CPU goes: what bounds the rates on a box with few cores."""
+    per = result["cpu_ms_per_request"]
+    table = Table(title=f"CPU ms per request ({result['cpus']} cores; ceiling = cores / total)")
+    table.add_column("process")
+    table.add_column("echo")
+    table.add_column("Authorize")
+    names = list(dict.fromkeys([*per["authorize"], *per["echo"]]))
+    for name in names:
+        table.add_row(name, _ms(per["echo"].get(name)), _ms(per["authorize"].get(name)))
+    table.add_row("[bold]total", _ms(sum(per["echo"].values())),
+                  _ms(sum(per["authorize"].values())))
+    ceiling = result["cpu_ceiling_rps"]
+    table.add_row("[bold]ceiling /s", str(ceiling["echo"]), str(ceiling["authorize"]))
+    return table
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 if __name__ == "__main__":
