@@ -10,6 +10,15 @@ transactions before it must be reloaded.
 """
 
 from hsm_sim.algorithms import tdes
+from hsm_sim.algorithms.dukpt_aes import (
+    aes_derive_working_key,
+    aes_initial_key,
+    aes_intermediate_key,
+    aes_ksn_counter,
+    aes_make_ksn,
+    aes_next_ksn,
+    aes_pin_key,
+)
 
 KSN_LENGTH = 10
 COUNTER_BITS = 21
@@ -148,3 +157,27 @@ def tdes_pin_key(ipek: bytes, ksn: bytes) -> bytes:
     '042666B49184CF5C68DE9628D0397B36'
     """
     return _xor(tdes_derive_key(ipek, ksn), _PIN_VARIANT)
+
+
+# AES DUKPT (ANSI X9.24-3:2017) lives in dukpt_aes; its functions are re-exported here so that
+# callers find both DUKPT variants under one name.
+__all__ = [
+    "COUNTER_BITS",
+    "COUNTER_MASK",
+    "DEVICE_ID_BITS",
+    "KSN_LENGTH",
+    "MAX_COUNTER_ONE_BITS",
+    "aes_derive_working_key",
+    "aes_initial_key",
+    "aes_intermediate_key",
+    "aes_ksn_counter",
+    "aes_make_ksn",
+    "aes_next_ksn",
+    "aes_pin_key",
+    "ksn_counter",
+    "make_ksn",
+    "next_ksn",
+    "tdes_derive_key",
+    "tdes_ipek",
+    "tdes_pin_key",
+]

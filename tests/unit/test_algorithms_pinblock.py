@@ -17,6 +17,7 @@ from hsm_sim.algorithms.pinblock import (
     encode_iso1,
     encode_iso3,
 )
+from tests.oracle import oracle
 
 pins = st.text("0123456789", min_size=4, max_size=12)
 pans = st.text("0123456789", min_size=13, max_size=19)
@@ -51,6 +52,7 @@ def test_format0_with_a_12_digit_pin_keeps_two_fill_nibbles() -> None:
     assert decode_iso0(block, "4012345678909") == "123456789012"
 
 
+@oracle
 @given(pin=pins, pan=pans)
 @pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
 def test_format0_agrees_with_psec_both_ways(pin: str, pan: str) -> None:
@@ -81,6 +83,7 @@ def test_format3_with_given_fill_is_exact() -> None:
     assert block.hex().upper() == "341274B9F9B9D35D"
 
 
+@oracle
 @given(pin=pins, pan=pans, fill=format3_fills)
 @pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
 def test_format3_agrees_with_psec_both_ways(pin: str, pan: str, fill: bytes) -> None:
