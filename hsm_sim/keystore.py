@@ -1,12 +1,18 @@
-"""The HSM key store: keys at rest under the LMK in table ``hsm_keys``, in clear only in memory.
+"""The HSM key store: keys at rest in table ``hsm_keys`` as key blocks, in clear only in memory.
 
-Each row holds a key wrapped with AES-256-GCM under the LMK (see :mod:`hsm_sim.lmk`) whose
-associated data is ``key_id|label|key_type|algorithm|exportable``: editing a row's usage (say,
-turning a BDK into a PVK) makes it fail to unwrap rather than silently change what it may do.
+Each row holds the key as an ANSI X9.143 (TR-31) version D key block under the LMK, the LMK
+being the key block protection key. The block's header carries the key's usage, algorithm,
+mode of use and exportability, its type (proprietary block ``01``) and its label (``LB``), all
+under the block's MAC: editing a row's columns (turning a BDK into a PVK, say) is caught because
+they no longer match the header, and editing the header fails the MAC.
 
 Key types and algorithms are spelled as in the proto enums without their prefix (``ZPK``,
-``TDES_2KEY``). :data:`ALLOWED_ALGORITHMS` is the spec of which algorithm each type may have.
-A key reference (``key_ref``) is a key id or a label; labels may not look like key ids.
+``TDES_2KEY``); :mod:`hsm_sim.usage` says what each type may be and do. A key reference
+(``key_ref``) is a key id, a label, or a key block under the LMK given by value (as a payShield
+host keeps its keys); labels may not look like key ids and are too short to be key blocks.
+
+Rows written before key blocks (``wrapped_key``: AES-256-GCM under the LMK) are rewritten as key
+blocks the first time the store starts with the LMK.
 
 Methods that touch the database are blocking; async callers run them in a thread. Keys never
 change once stored, so the in-memory cache of unwrapped keys needs no invalidation.
@@ -20,17 +26,30 @@ import logging
 import re
 import secrets
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
+from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Engine, LargeBinary, String, UniqueConstraint, or_, select
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Engine,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cardswitch.db import session_factory
-from hsm_sim import lmk
-from hsm_sim.algorithms import kcv
+from hsm_sim import lmk, usage
+from hsm_sim.algorithms import kcv, keyblock
+from hsm_sim.usage import KEY_LENGTHS, Attributes
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +59,8 @@ class Base(DeclarativeBase):
 
 
 class HsmKey(Base):
-    """One stored key; ``wrapped_key`` is nonce || AES-256-GCM(LMK, clear key) || tag."""
+    """One stored key; ``key_block`` is the TR-31 version D block under the LMK. The other
+    columns repeat the header for listing and are checked against it on every load."""
 
     __tablename__ = "hsm_keys"
     __table_args__ = (UniqueConstraint("label", name="uq_hsm_keys_label"),)
@@ -49,31 +69,22 @@ class HsmKey(Base):
     label: Mapped[str] = mapped_column(String(64))
     key_type: Mapped[str] = mapped_column(String(16))
     algorithm: Mapped[str] = mapped_column(String(16))
-    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    #: Before key blocks: nonce || AES-256-GCM(LMK, key) || tag; None once rewritten.
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     kcv: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     exportable: Mapped[bool] = mapped_column(Boolean, default=False)
+    key_block: Mapped[str | None] = mapped_column(Text, nullable=True)
+    usage: Mapped[str] = mapped_column(String(2), default="")
+    mode_of_use: Mapped[str] = mapped_column(String(1), default="")
+    exportability: Mapped[str] = mapped_column(String(1), default="")
 
 
-KEY_LENGTHS: dict[str, int] = {
-    "TDES_2KEY": 16,
-    "TDES_3KEY": 24,
-    "AES_128": 16,
-    "AES_192": 24,
-    "AES_256": 32,
-    "HMAC_SHA256": 32,
-}
-
-# Which algorithms each key type may have: what the commands that use the type can run with.
+#: Which algorithms each key type may have (the spec is :data:`usage.KEY_TYPES`).
 ALLOWED_ALGORITHMS: dict[str, frozenset[str]] = {
-    "BDK": frozenset({"TDES_2KEY"}),  # TDES DUKPT (X9.24-1:2009)
-    "ZPK": frozenset({"TDES_2KEY", "TDES_3KEY"}),  # ISO 9564 formats 0, 1 and 3
-    "ZMK": frozenset({"TDES_2KEY", "TDES_3KEY", "AES_128", "AES_192", "AES_256"}),
-    "PVK": frozenset({"TDES_2KEY", "TDES_3KEY"}),  # IBM 3624
-    "CVK": frozenset({"TDES_2KEY"}),  # Visa CVV: key A || key B
-    "DEK": frozenset({"AES_256"}),  # AES-256-GCM PAN ciphertext
-    "HMAC": frozenset({"HMAC_SHA256"}),  # PAN tokens
-}
+    name: spec.algorithms for name, spec in usage.KEY_TYPES.items()}
+#: Key blocks given by value that this process has unwrapped, most recent last.
+BY_VALUE_CACHE = 4096
 
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")  # fullmatch: no trailing newline
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -90,7 +101,8 @@ class KeyIntegrityError(Exception):
 
 @dataclass(frozen=True)
 class KeyInfo:
-    """What anyone may know about a key."""
+    """What anyone may know about a key. A key given by value has no id or label (``stored``
+    is False)."""
 
     key_id: str
     label: str
@@ -98,7 +110,20 @@ class KeyInfo:
     algorithm: str
     kcv: str
     created_at: datetime
-    exportable: bool
+    usage: str
+    mode_of_use: str
+    exportability: str
+    stored: bool = True
+
+    @property
+    def attributes(self) -> Attributes:
+        return Attributes(self.key_type, self.algorithm, self.usage, self.mode_of_use,
+                          self.exportability)
+
+    @property
+    def name(self) -> str:
+        """How messages name the key: its label, or its check value for a key given by value."""
+        return repr(self.label) if self.label else f"with KCV {self.kcv}"
 
 
 @dataclass(frozen=True)
@@ -106,6 +131,11 @@ class Key(KeyInfo):
     """A key with its clear value; ``clear`` is kept out of ``repr`` so it never reaches a log."""
 
     clear: bytes = field(repr=False, default=b"")
+
+
+def looks_like_key_block(key_ref: str) -> bool:
+    """A reference too long for a label or id, in a key block's shape, is a key given by value."""
+    return len(key_ref) > 64 and key_ref[0] in "ABCD" and key_ref[1:5].isdigit()
 
 
 def label_problem(label: str) -> str | None:
@@ -149,11 +179,16 @@ def check_value(clear: bytes, algorithm: str) -> str:
     return hmac.new(clear, bytes(16), hashlib.sha256).digest()[:3].hex().upper()
 
 
-def associated_data(
+def legacy_associated_data(
     key_id: str, label: str, key_type: str, algorithm: str, exportable: bool
 ) -> bytes:
-    """The attributes a wrapped key is bound to (labels cannot contain ``|``)."""
+    """What a pre-key-block wrapped key was bound to (labels cannot contain ``|``)."""
     return f"{key_id}|{label}|{key_type}|{algorithm}|{int(exportable)}".encode()
+
+
+def _timestamp(moment: datetime) -> str:
+    """X9.143 optional block TS: UTC as YYYYMMDDhhmmssZ."""
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
 
 
 def _utc(moment: datetime) -> datetime:
@@ -161,88 +196,132 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _info(row: HsmKey) -> KeyInfo:
-    return KeyInfo(
-        row.key_id,
-        row.label,
-        row.key_type,
-        row.algorithm,
-        row.kcv,
-        _utc(row.created_at),
-        row.exportable,
-    )
+    return KeyInfo(row.key_id, row.label, row.key_type, row.algorithm, row.kcv,
+                   _utc(row.created_at), row.usage, row.mode_of_use, row.exportability)
 
 
 class KeyStore:
-    """Stores keys wrapped under ``lmk_key`` in ``engine``'s ``hsm_keys`` table."""
+    """Stores keys as key blocks under ``lmk_key`` in ``engine``'s ``hsm_keys`` table."""
 
     def __init__(self, engine: Engine, lmk_key: bytes) -> None:
         self._sessions = session_factory(engine)
         self._lmk = lmk_key
         self._cache: dict[str, Key] = {}
+        self._by_value: OrderedDict[str, Key] = OrderedDict()
 
     def cached(self, key_ref: str) -> Key | None:
         """The unwrapped key if this process has already loaded it (no I/O)."""
-        return self._cache.get(key_ref)
+        key = self._cache.get(key_ref)
+        if key is None and looks_like_key_block(key_ref):
+            key = self.from_lmk_block(key_ref)
+        return key
 
-    def add(
-        self, label: str, key_type: str, algorithm: str, clear: bytes, *, exportable: bool = False
-    ) -> Key:
-        """Wraps and stores a new key (blocking). :class:`LabelTaken` if the label is in use."""
-        if algorithm not in ALLOWED_ALGORITHMS[key_type]:
-            raise ValueError(f"algorithm: a {key_type} key cannot be {algorithm}")
-        if len(clear) != KEY_LENGTHS[algorithm]:
-            raise ValueError(
-                f"key: {algorithm} needs {KEY_LENGTHS[algorithm]} bytes, got {len(clear)}"
-            )
-        key = Key(
-            str(uuid.uuid4()),
-            label,
-            key_type,
-            algorithm,
-            check_value(clear, algorithm),
-            datetime.now(UTC),
-            exportable,
-            clear,
-        )
-        aad = associated_data(key.key_id, label, key_type, algorithm, exportable)
-        row = HsmKey(
-            key_id=key.key_id,
-            label=label,
-            key_type=key_type,
-            algorithm=algorithm,
-            wrapped_key=lmk.wrap(self._lmk, clear, aad),
-            kcv=key.kcv,
-            created_at=key.created_at,
-            exportable=exportable,
-        )
+    def new_key(self, attributes: Attributes, clear: bytes, label: str = "") -> Key:
+        """A key object (not stored): id and time assigned, check value computed."""
+        if len(clear) != KEY_LENGTHS[attributes.algorithm]:
+            raise ValueError(f"key: {attributes.algorithm} needs "
+                             f"{KEY_LENGTHS[attributes.algorithm]} bytes, got {len(clear)}")
+        return Key(str(uuid.uuid4()) if label else "", label, attributes.key_type,
+                   attributes.algorithm, check_value(clear, attributes.algorithm),
+                   datetime.now(UTC), attributes.usage, attributes.mode_of_use,
+                   attributes.exportability, bool(label), clear)
+
+    def add(self, label: str, key_type: str, algorithm: str, clear: bytes, *,
+            mode_of_use: str = "", exportability: str = "") -> Key:
+        """Stores a new key as a key block (blocking). :class:`LabelTaken` if the label is used."""
+        attributes = usage.new_attributes(key_type, algorithm, mode_of_use, exportability)
+        return self.store(self.new_key(attributes, clear, label))
+
+    def store(self, key: Key) -> Key:
+        """Writes ``key`` (which has a label) as a row (blocking)."""
+        row = HsmKey(key_id=key.key_id, label=key.label, key_type=key.key_type,
+                     algorithm=key.algorithm, wrapped_key=None, kcv=key.kcv,
+                     created_at=key.created_at, exportable=key.exportability != "N",
+                     key_block=self.lmk_block(key), usage=key.usage,
+                     mode_of_use=key.mode_of_use, exportability=key.exportability)
         try:
             with self._sessions.begin() as session:
                 session.add(row)
         except IntegrityError:
-            raise LabelTaken(f"label: a key labelled {label!r} already exists") from None
+            raise LabelTaken(f"label: a key labelled {key.label!r} already exists") from None
         self._remember(key)
-        log.info(
-            "stored %s %s key %s labelled %r (KCV %s)",
-            key_type,
-            algorithm,
-            key.key_id,
-            label,
-            key.kcv,
-        )
+        log.info("stored %s %s key %s labelled %r (KCV %s, usage %s, mode %s, export %s)",
+                 key.key_type, key.algorithm, key.key_id, key.label, key.kcv, key.usage,
+                 key.mode_of_use, key.exportability)
         return key
 
+    def lmk_block(self, key: Key) -> str:
+        """``key`` as a TR-31 version D block under the LMK, its label and time bound in."""
+        blocks: tuple[tuple[str, str], ...] = (("TS", _timestamp(key.created_at)),)
+        if key.label:
+            blocks = (("LB", key.label), *blocks)
+        return keyblock.wrap(self._lmk, usage.header(key.attributes, blocks=blocks), key.clear)
+
+    def from_lmk_block(self, block: str) -> Key:
+        """The key a block under the LMK holds (a key given by value); KeyIntegrityError if it
+        does not verify under this LMK, ValueError if this HSM has no use for it."""
+        key = self._by_value.get(block)
+        if key is not None:
+            self._by_value.move_to_end(block)
+            return key
+        try:
+            header, clear = keyblock.unwrap(self._lmk, block)
+        except ValueError as exc:
+            raise KeyIntegrityError(f"key block does not verify under the LMK: {exc}") from None
+        key = self._key_from(header, clear)
+        self._by_value[block] = key
+        if len(self._by_value) > BY_VALUE_CACHE:
+            self._by_value.popitem(last=False)
+        return key
+
+    @staticmethod
+    def _key_from(header: keyblock.Header, clear: bytes, *, label: str = "", key_id: str = "",
+                  key_type: str = "") -> Key:
+        attributes = usage.from_header(header, len(clear), key_type)
+        blocks = dict(header.optional_blocks)
+        created = datetime.now(UTC)
+        if "TS" in blocks:
+            try:
+                created = datetime.strptime(blocks["TS"], "%Y%m%d%H%M%SZ").replace(tzinfo=UTC)
+            except ValueError:
+                pass
+        return Key(key_id, label or blocks.get("LB", ""), attributes.key_type,
+                   attributes.algorithm, check_value(clear, attributes.algorithm), created,
+                   attributes.usage, attributes.mode_of_use, attributes.exportability,
+                   bool(key_id), clear)
+
+    def import_block(self, kek: Key, block: str, label: str, key_type: str = "") -> Key:
+        """A key received as a TR-31 block under ``kek`` (ValueError naming key_block if it does
+        not verify or fit), stored under ``label`` (blocking)."""
+        try:
+            header, clear = keyblock.unwrap(kek.clear, block)
+        except ValueError as exc:
+            raise ValueError(f"key_block: does not unwrap under the key-encrypting key: "
+                             f"{exc}") from None
+        received = self._key_from(header, clear, key_type=key_type)
+        attributes = received.attributes
+        return self.store(self.new_key(attributes, clear, label))
+
+    @staticmethod
+    def export_block(key: Key, zmk: Key) -> str:
+        """``key`` as a TR-31 block under ``zmk``: version D under an AES ZMK, B under TDES."""
+        version = "D" if zmk.algorithm in usage.AES else "B"
+        return keyblock.wrap(zmk.clear, usage.header(key.attributes, version=version), key.clear)
+
     def load(self, key_ref: str) -> Key | None:
-        """The key named by id or label, unwrapped and cached (blocking); None if unknown."""
-        key = self._cache.get(key_ref)
+        """The key named by id, label or key block, unwrapped and cached (blocking); None if
+        unknown."""
+        key = self.cached(key_ref)
         if key is not None:
             return key
         with self._sessions() as session:
             row = session.scalars(
                 select(HsmKey).where(or_(HsmKey.key_id == key_ref, HsmKey.label == key_ref))
             ).first()
-        if row is None:
-            return None
-        key = self._unwrap(row)
+            if row is None:
+                return None
+            key = self._unwrap(row, session)
+            session.commit()
         self._remember(key)
         return key
 
@@ -255,42 +334,66 @@ class KeyStore:
             return [_info(row) for row in session.scalars(query)]
 
     def warm(self) -> tuple[int, list[str]]:
-        """Unwraps every stored key into memory; returns how many loaded and the ids that failed."""
+        """Unwraps every stored key into memory (rewriting pre-key-block rows as key blocks);
+        returns how many loaded and the ids that failed."""
         failed: list[str] = []
         with self._sessions() as session:
             rows = list(session.scalars(select(HsmKey)))
-        for row in rows:
-            try:
-                self._remember(self._unwrap(row))
-            except KeyIntegrityError as exc:
-                log.error("%s", exc)
-                failed.append(row.key_id)
+            for row in rows:
+                try:
+                    self._remember(self._unwrap(row, session))
+                except KeyIntegrityError as exc:
+                    log.error("%s", exc)
+                    failed.append(row.key_id)
+            session.commit()
         return len(rows) - len(failed), failed
 
-    def _unwrap(self, row: HsmKey) -> Key:
-        aad = associated_data(row.key_id, row.label, row.key_type, row.algorithm, row.exportable)
+    def _unwrap(self, row: HsmKey, session: Any) -> Key:
+        if row.key_block is None:
+            return self._upgrade(row)
         try:
-            clear = lmk.unwrap(self._lmk, row.wrapped_key, aad)
+            header, clear = keyblock.unwrap(self._lmk, row.key_block)
+            key = self._key_from(header, clear, label=row.label, key_id=row.key_id)
+        except ValueError:
+            raise KeyIntegrityError(
+                f"key {row.key_id} ({row.label!r}) does not unwrap under the LMK: its key block "
+                "was altered or it was stored under another LMK") from None
+        label = dict(header.optional_blocks).get("LB", "")
+        stored = (row.label, row.key_type, row.algorithm, row.usage, row.mode_of_use,
+                  row.exportability, row.kcv)
+        actual = (label, key.key_type, key.algorithm, key.usage, key.mode_of_use,
+                  key.exportability, key.kcv)
+        if stored != actual:
+            raise KeyIntegrityError(
+                f"key {row.key_id} ({row.label!r}): the row's attributes do not match its key "
+                "block (the row was edited)")
+        return Key(key.key_id, key.label, key.key_type, key.algorithm, key.kcv,
+                   _utc(row.created_at), key.usage, key.mode_of_use, key.exportability, True,
+                   clear)
+
+    def _upgrade(self, row: HsmKey) -> Key:
+        """Rewrites a pre-key-block row as a key block (the caller's session commits it)."""
+        aad = legacy_associated_data(row.key_id, row.label, row.key_type, row.algorithm,
+                                     row.exportable)
+        try:
+            clear = lmk.unwrap(self._lmk, row.wrapped_key or b"", aad)
         except lmk.UnwrapError:
             raise KeyIntegrityError(
                 f"key {row.key_id} ({row.label!r}) does not unwrap under the LMK: its row was "
-                "altered or it was stored under another LMK"
-            ) from None
+                "altered or it was stored under another LMK") from None
         if check_value(clear, row.algorithm) != row.kcv:
             raise KeyIntegrityError(
-                f"key {row.key_id} ({row.label!r}) does not match its stored check value {row.kcv}"
-            )
-        info = _info(row)
-        return Key(
-            info.key_id,
-            info.label,
-            info.key_type,
-            info.algorithm,
-            info.kcv,
-            info.created_at,
-            info.exportable,
-            clear,
-        )
+                f"key {row.key_id} ({row.label!r}) does not match its stored check value {row.kcv}")
+        attributes = usage.new_attributes(row.key_type, row.algorithm,
+                                          exportability="E" if row.exportable else "N")
+        key = Key(row.key_id, row.label, row.key_type, row.algorithm, row.kcv,
+                  _utc(row.created_at), attributes.usage, attributes.mode_of_use,
+                  attributes.exportability, True, clear)
+        row.key_block, row.wrapped_key = self.lmk_block(key), None
+        row.usage, row.mode_of_use = key.usage, key.mode_of_use
+        row.exportability = key.exportability
+        log.info("rewrote key %s (%r) as a key block under the LMK", row.key_id, row.label)
+        return key
 
     def _remember(self, key: Key) -> None:
         self._cache[key.key_id] = key

@@ -17,8 +17,9 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import grpc
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
@@ -30,8 +31,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cardswitch import errors
 from cardswitch.cards import mask_pans_in, validate_pan
 from cardswitch.v1 import common_pb2, hsm_pb2, hsm_pb2_grpc
-from hsm_sim import keystore
-from hsm_sim.algorithms import cvv, dukpt, ibm3624, kcv, pinblock, tdes
+from hsm_sim import keystore, usage
+from hsm_sim.algorithms import cvv, dukpt, dukpt_aes, emv, ibm3624, kcv, mac, pinblock, tdes
+from hsm_sim.usage import Need
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,11 @@ class _PinBlockCodec:
     bound_to_pan: bool
 
 
-# The PIN block formats this HSM translates and verifies, keyed by the proto enum.
+# The PIN block formats this HSM translates and verifies, keyed by the proto enum. Format 4
+# (AES, 16-byte blocks) is handled apart: its blocks are enciphered twice, not once.
+ISO_4 = common_pb2.PIN_BLOCK_FORMAT_ISO_4
+PIN_FORMATS = {common_pb2.PIN_BLOCK_FORMAT_ISO_0: 0, common_pb2.PIN_BLOCK_FORMAT_ISO_1: 1,
+               common_pb2.PIN_BLOCK_FORMAT_ISO_3: 3, ISO_4: 4}
 PIN_BLOCK_CODECS: dict[common_pb2.PinBlockFormat, _PinBlockCodec] = {
     common_pb2.PIN_BLOCK_FORMAT_ISO_0: _PinBlockCodec(
         0, pinblock.decode_iso0, pinblock.encode_iso0, True),
@@ -74,9 +80,10 @@ class _Violations:
 
     def key_ref(self, field: str, value: str) -> None:
         if not value:
-            self.add(field, "is required (a key id or label)")
-        elif len(value) > 64:
-            self.add(field, f"must be at most 64 characters, got {len(value)}")
+            self.add(field, "is required (a key id, a label or a key block under the LMK)")
+        elif len(value) > 64 and not keystore.looks_like_key_block(value):
+            self.add(field, f"must be a key id or label of at most 64 characters, or a key "
+                            f"block under the LMK; got {len(value)} characters")
 
     def pan(self, field: str, value: str) -> None:
         problem = validate_pan(value, field) if _DIGITS.fullmatch(value) else "must be digits only"
@@ -97,8 +104,8 @@ class _Violations:
         """The format to use (unspecified means ISO 0); records a violation if unsupported."""
         if value == common_pb2.PIN_BLOCK_FORMAT_UNSPECIFIED:
             return common_pb2.PIN_BLOCK_FORMAT_ISO_0
-        if value not in PIN_BLOCK_CODECS:
-            self.add(field, "unsupported; use PIN_BLOCK_FORMAT_ISO_0, _ISO_1 or _ISO_3")
+        if value not in PIN_FORMATS:
+            self.add(field, "unsupported; use PIN_BLOCK_FORMAT_ISO_0, _ISO_1, _ISO_3 or _ISO_4")
         return value
 
     def ibm3624_inputs(self, request: hsm_pb2.VerifyPinRequest | hsm_pb2.GeneratePinOffsetRequest,
@@ -146,7 +153,8 @@ def key_info_message(key: keystore.KeyInfo) -> hsm_pb2.KeyInfo:
         key_id=key.key_id, label=key.label,
         key_type=f"KEY_TYPE_{key.key_type}",
         algorithm=f"KEY_ALGORITHM_{key.algorithm}",
-        kcv=key.kcv, created_at=created,
+        kcv=key.kcv, created_at=created, usage=key.usage, mode_of_use=key.mode_of_use,
+        exportability=key.exportability, stored=key.stored,
     )
 
 
@@ -155,14 +163,37 @@ def _shown(key_ref: str) -> str:
     return repr(mask_pans_in(key_ref))
 
 
-def _read_pin(codec: _PinBlockCodec, key: bytes, block: bytes, pan: str) -> str:
+def _check_pin_key(field: str, key: keystore.Key, pin_format: common_pb2.PinBlockFormat,
+                   format_field: str) -> None:
+    """ISO 4 blocks are AES; formats 0, 1 and 3 are TDES: the key must match the format."""
+    aes = key.algorithm in usage.AES
+    if aes != (pin_format == ISO_4):
+        wanted = "an AES" if pin_format == ISO_4 else "a TDES"
+        raise errors.FieldViolations([(
+            format_field, f"ISO format {PIN_FORMATS[pin_format]} needs {wanted} PIN key; "
+                          f"{field} names a {key.algorithm} key")])
+
+
+def _read_pin(pin_format: common_pb2.PinBlockFormat, key: bytes, block: bytes, pan: str) -> str:
+    iso = PIN_FORMATS[pin_format]
+    expected = 16 if pin_format == ISO_4 else 8
+    if len(block) != expected:
+        raise errors.FieldViolations([(
+            "pin_block", f"must be {expected} bytes for ISO format {iso}, got {len(block)}")])
     try:
-        return codec.decode(tdes.decrypt_ecb(key, block), pan)
+        if pin_format == ISO_4:
+            return pinblock.decrypt_iso4(key, block, pan)
+        return PIN_BLOCK_CODECS[pin_format].decode(tdes.decrypt_ecb(key, block), pan)
     except ValueError:
         raise errors.FieldViolations([(
-            "pin_block",
-            f"does not decode as an ISO format {codec.iso_format} PIN block under the given key",
+            "pin_block", f"does not decode as an ISO format {iso} PIN block under the given key",
         )]) from None
+
+
+def _write_pin(pin_format: common_pb2.PinBlockFormat, key: bytes, pin: str, pan: str) -> bytes:
+    if pin_format == ISO_4:
+        return pinblock.encrypt_iso4(key, pin, pan)
+    return tdes.encrypt_ecb(key, PIN_BLOCK_CODECS[pin_format].encode(pin, pan))
 
 
 class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
@@ -172,67 +203,96 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
         self._store = store
 
     async def _lookup(self, field: str, key_ref: str) -> keystore.Key:
-        """The key named ``key_ref`` (id or label), from memory or else the database."""
-        key = self._store.cached(key_ref)
-        if key is None:
-            try:
+        """The key named ``key_ref`` (id, label or key block under the LMK), from memory or
+        else the database."""
+        try:
+            key = self._store.cached(key_ref)
+            if key is None:
                 key = await asyncio.to_thread(self._store.load, key_ref)
-            except keystore.KeyIntegrityError as exc:
-                raise errors.Conflict(f"{field}: {exc}") from None
+        except keystore.KeyIntegrityError as exc:
+            if keystore.looks_like_key_block(key_ref):
+                raise errors.FieldViolations([(field, str(exc))]) from None
+            raise errors.Conflict(f"{field}: {exc}") from None
+        except ValueError as exc:
+            raise errors.FieldViolations([(field, str(exc).removeprefix("key_block: "))]) from None
         if key is None:
             raise errors.NotFound(f"{field}: no key with id or label {_shown(key_ref)}")
         return key
 
-    async def _key(self, field: str, key_ref: str, needs: str, command: str) -> keystore.Key:
-        """The key named ``key_ref``, which ``command`` may only use as a ``needs`` key."""
+    async def _key(self, field: str, key_ref: str, need: Need,
+                   command: str) -> keystore.Key:
+        """The key named ``key_ref``, if its type, usage and mode of use fit ``need``."""
         key = await self._lookup(field, key_ref)
-        if key.key_type != needs:
-            raise errors.Conflict(f"{field}: key {_shown(key_ref)} is of type {key.key_type}; "
-                                  f"{command} needs a key of type {needs}")
+        try:
+            usage.check(field, key.name, key.attributes, need, command)
+        except usage.UsageError as exc:
+            raise errors.Conflict(str(exc)) from None
         return key
 
     def _new_key_attributes(self, v: _Violations, label: str, key_type_value: int,
-                            algorithm_value: int) -> tuple[str, str]:
-        problem = keystore.label_problem(label)
-        if problem:
-            v.add("label", problem)
+                            algorithm_value: int, mode_of_use: str = "",
+                            exportability: str = "", *, label_required: bool = True,
+                            ) -> usage.Attributes | None:
+        if label or label_required:
+            problem = keystore.label_problem(label)
+            if problem:
+                v.add("label", problem)
         key_type = _type_name(key_type_value)
         algorithm = _algorithm_name(algorithm_value)
         if key_type is None:
-            v.add("key_type", "is required: one of " + ", ".join(keystore.ALLOWED_ALGORITHMS))
+            v.add("key_type", "is required: one of " + ", ".join(usage.KEY_TYPES))
         if algorithm is None:
-            v.add("algorithm", "is required: one of " + ", ".join(keystore.KEY_LENGTHS))
-        if key_type and algorithm and algorithm not in keystore.ALLOWED_ALGORITHMS[key_type]:
-            allowed = ", ".join(sorted(keystore.ALLOWED_ALGORITHMS[key_type]))
-            v.add("algorithm", f"a {key_type} key must be one of {allowed}, not {algorithm}")
-        return key_type or "", algorithm or ""
-
-    async def _store_key(self, label: str, key_type: str, algorithm: str,
-                         clear: bytes) -> hsm_pb2.KeyInfo:
-        if self._store.cached(label) is not None:
-            raise errors.AlreadyExists(f"label: a key labelled {label!r} already exists")
+            v.add("algorithm", "is required: one of " + ", ".join(usage.KEY_LENGTHS))
+        if key_type is None or algorithm is None:
+            return None
         try:
-            key = await asyncio.to_thread(self._store.add, label, key_type, algorithm, clear)
+            return usage.new_attributes(key_type, algorithm, mode_of_use, exportability)
+        except ValueError as exc:
+            field, _, problem = str(exc).partition(": ")
+            v.add(field, problem)
+            return None
+
+    async def _store_key(self, key: keystore.Key) -> keystore.Key:
+        if self._store.cached(key.label) is not None:
+            raise errors.AlreadyExists(f"label: a key labelled {key.label!r} already exists")
+        try:
+            return await asyncio.to_thread(self._store.store, key)
         except keystore.LabelTaken as exc:
             raise errors.AlreadyExists(str(exc)) from None
-        return key_info_message(key)
 
     async def GenerateKey(self, request: hsm_pb2.GenerateKeyRequest,
                           context: grpc.aio.ServicerContext) -> hsm_pb2.GenerateKeyResponse:
         v = _Violations()
-        key_type, algorithm = self._new_key_attributes(
-            v, request.label, request.key_type, request.algorithm)
+        attributes = self._new_key_attributes(
+            v, request.label, request.key_type, request.algorithm, request.mode_of_use,
+            request.exportability, label_required=False)
+        if request.zmk_key_ref:
+            v.key_ref("zmk_key_ref", request.zmk_key_ref)
         v.check()
-        clear = keystore.random_key(algorithm)
-        info = await self._store_key(request.label, key_type, algorithm, clear)
-        return hsm_pb2.GenerateKeyResponse(key=info)
+        assert attributes is not None
+        zmk = None
+        if request.zmk_key_ref:
+            zmk = await self._key("zmk_key_ref", request.zmk_key_ref, KEK_WRAP, "GenerateKey")
+        key = self._store.new_key(attributes, keystore.random_key(attributes.algorithm),
+                                  request.label)
+        if zmk is not None:
+            _exportable("zmk_key_ref", key)
+        if request.label:
+            key = await self._store_key(key)
+        return hsm_pb2.GenerateKeyResponse(
+            key=key_info_message(key), lmk_key_block=self._store.lmk_block(key),
+            zmk_key_block=self._store.export_block(key, zmk) if zmk else "")
 
     async def ImportKey(self, request: hsm_pb2.ImportKeyRequest,
                         context: grpc.aio.ServicerContext) -> hsm_pb2.ImportKeyResponse:
+        if request.key_block or request.kek_key_ref:
+            return await self._import_key_block(request)
         v = _Violations()
-        key_type, algorithm = self._new_key_attributes(
-            v, request.label, request.key_type, request.algorithm)
-        size = keystore.KEY_LENGTHS.get(algorithm, 0)
+        attributes = self._new_key_attributes(
+            v, request.label, request.key_type, request.algorithm, request.mode_of_use,
+            request.exportability)
+        algorithm = attributes.algorithm if attributes else ""
+        size = usage.KEY_LENGTHS.get(algorithm, 0)
         if not 1 <= len(request.components) <= MAX_COMPONENTS:
             v.add("components", f"must be 1 to {MAX_COMPONENTS} hex key components, "
                                 f"got {len(request.components)}")
@@ -246,6 +306,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
         if expected and not (len(expected) == 6 and _HEX.fullmatch(expected)):
             v.add("expected_kcv", f"must be 6 hex digits, got {len(expected)} characters")
         v.check()
+        assert attributes is not None
         clear = keystore.combine_components([bytes.fromhex(c) for c in request.components])
         if algorithm.startswith("TDES") and any(
                 clear[i:i + 8] == clear[i + 8:i + 16] for i in range(0, len(clear) - 8, 8)):
@@ -255,8 +316,53 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
         if expected and not hmac.compare_digest(expected, actual):
             v.add("expected_kcv", f"does not match the check value of the combined key ({actual})")
         v.check()
-        info = await self._store_key(request.label, key_type, algorithm, clear)
-        return hsm_pb2.ImportKeyResponse(key=info)
+        key = await self._store_key(self._store.new_key(attributes, clear, request.label))
+        return hsm_pb2.ImportKeyResponse(key=key_info_message(key))
+
+    async def _import_key_block(self, request: hsm_pb2.ImportKeyRequest,
+                                ) -> hsm_pb2.ImportKeyResponse:
+        v = _Violations()
+        problem = keystore.label_problem(request.label)
+        if problem:
+            v.add("label", problem)
+        v.key_ref("kek_key_ref", request.kek_key_ref)
+        if not request.key_block:
+            v.add("key_block", "is required with kek_key_ref (a TR-31 key block under it)")
+        if request.components:
+            v.add("components", "give either components or key_block with kek_key_ref")
+        key_type = _type_name(request.key_type) if request.key_type else ""
+        if key_type is None:
+            v.add("key_type", "is not a known key type")
+        v.check()
+        kek = await self._key("kek_key_ref", request.kek_key_ref, KEK_UNWRAP, "ImportKey")
+        if self._store.cached(request.label) is not None:
+            raise errors.AlreadyExists(f"label: a key labelled {request.label!r} already exists")
+        try:
+            key = await asyncio.to_thread(self._store.import_block, kek, request.key_block,
+                                          request.label, key_type or "")
+        except keystore.LabelTaken as exc:
+            raise errors.AlreadyExists(str(exc)) from None
+        except ValueError as exc:
+            raise errors.FieldViolations([("key_block", str(exc).removeprefix("key_block: "))]
+                                         ) from None
+        return hsm_pb2.ImportKeyResponse(key=key_info_message(key))
+
+    async def ExportKey(self, request: hsm_pb2.ExportKeyRequest,
+                        context: grpc.aio.ServicerContext) -> hsm_pb2.ExportKeyResponse:
+        v = _Violations()
+        v.key_ref("key_ref", request.key_ref)
+        v.key_ref("zmk_key_ref", request.zmk_key_ref)
+        v.check()
+        key = await self._lookup("key_ref", request.key_ref)
+        zmk = await self._key("zmk_key_ref", request.zmk_key_ref, KEK_WRAP, "ExportKey")
+        _exportable("key_ref", key)
+        try:
+            block = self._store.export_block(key, zmk)
+        except ValueError as exc:
+            raise errors.Conflict(f"zmk_key_ref: cannot wrap key {key.name}: {exc}") from None
+        log.info("exported key %s (KCV %s) under ZMK %s (KCV %s)", key.name, key.kcv, zmk.name,
+                 zmk.kcv)
+        return hsm_pb2.ExportKeyResponse(key_block=block, kcv=key.kcv)
 
     async def GetKey(self, request: hsm_pb2.GetKeyRequest,
                      context: grpc.aio.ServicerContext) -> hsm_pb2.KeyInfo:
@@ -280,17 +386,28 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
     ) -> hsm_pb2.DeriveDukptInitialKeyResponse:
         v = _Violations()
         v.key_ref("bdk_key_ref", request.bdk_key_ref)
-        v.length("ksn", request.ksn, dukpt.KSN_LENGTH)
+        if len(request.ksn) not in (dukpt.KSN_LENGTH, 8, dukpt_aes.KSN_LENGTH):
+            v.add("ksn", f"must be 10 bytes (TDES KSN), 8 (AES initial key id) or 12 (AES KSN), "
+                         f"got {len(request.ksn)}")
         device_key = _rsa_public_key(v, request.device_public_key_pem)
         v.check()
         assert device_key is not None
-        bdk = await self._key("bdk_key_ref", request.bdk_key_ref, "BDK", "DeriveDukptInitialKey")
-        ipek = dukpt.tdes_ipek(bdk.clear, request.ksn)
-        encrypted = device_key.encrypt(ipek, padding.OAEP(
+        bdk = await self._key("bdk_key_ref", request.bdk_key_ref, DERIVE, "DeriveDukptInitialKey")
+        if bdk.algorithm in usage.AES:
+            if len(request.ksn) == dukpt.KSN_LENGTH:
+                raise errors.FieldViolations([("ksn", "an AES BDK needs the 8-byte initial key "
+                                                      "id or a 12-byte AES KSN")])
+            initial_key = dukpt.aes_initial_key(bdk.clear, request.ksn[:8])
+            check = kcv.kcv(initial_key, algorithm="aes").hex().upper()
+        else:
+            if len(request.ksn) != dukpt.KSN_LENGTH:
+                raise errors.FieldViolations([("ksn", "a TDES BDK needs a 10-byte KSN")])
+            initial_key = dukpt.tdes_ipek(bdk.clear, request.ksn)
+            check = kcv.kcv(initial_key).hex().upper()
+        encrypted = device_key.encrypt(initial_key, padding.OAEP(
             mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None))
-        check = kcv.kcv(ipek).hex().upper()
-        log.info("derived IPEK (KCV %s) for KSN %s under BDK %s", check,
-                 request.ksn.hex().upper(), bdk.label)
+        log.info("derived DUKPT initial key (KCV %s) for %s under BDK %s", check,
+                 request.ksn.hex().upper(), bdk.name)
         return hsm_pb2.DeriveDukptInitialKeyResponse(encrypted_initial_key=encrypted, kcv=check)
 
     async def TranslatePin(self, request: hsm_pb2.TranslatePinRequest,
@@ -311,30 +428,38 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
             v.add("source_bdk_key_ref", "a source key is required: source_bdk_key_ref with ksn, "
                                         "or source_zpk_key_ref")
         v.key_ref("destination_zpk_key_ref", request.destination_zpk_key_ref)
-        v.length("pin_block", request.pin_block, pinblock.PIN_BLOCK_LENGTH)
+        if len(request.pin_block) not in (8, 16):
+            v.add("pin_block", f"must be 8 bytes (ISO 0, 1, 3) or 16 (ISO 4), "
+                               f"got {len(request.pin_block)}")
         v.pan("pan", request.pan)
         source_format = v.pin_format("source_format", request.source_format)
         destination_format = v.pin_format("destination_format", request.destination_format)
-        source_codec = PIN_BLOCK_CODECS.get(source_format)
-        destination_codec = PIN_BLOCK_CODECS.get(destination_format)
-        if (source_codec and destination_codec and source_codec.bound_to_pan
-                and not destination_codec.bound_to_pan):
-            v.add("destination_format", "a PIN block bound to the PAN (ISO 0 or 3) may not be "
-                                        "translated to ISO 1 (PCI PIN 3-3)")
+        if source_format in PIN_FORMATS and destination_format in PIN_FORMATS:
+            try:
+                pinblock.check_translation(PIN_FORMATS[source_format],
+                                           PIN_FORMATS[destination_format], pan_supplied=True)
+            except ValueError as exc:
+                v.add("destination_format", f"{exc} (PCI PIN 3-3)")
         v.check()
-        assert source_codec is not None and destination_codec is not None
         destination = await self._key("destination_zpk_key_ref", request.destination_zpk_key_ref,
-                                      "ZPK", "TranslatePin")
+                                      ZPK_ENCRYPT, "TranslatePin")
+        _check_pin_key("destination_zpk_key_ref", destination, destination_format,
+                       "destination_format")
         if from_dukpt:
-            bdk = await self._key("source_bdk_key_ref", request.source_bdk_key_ref, "BDK",
+            bdk = await self._key("source_bdk_key_ref", request.source_bdk_key_ref, DERIVE,
                                   "TranslatePin")
-            ipek = dukpt.tdes_ipek(bdk.clear, request.ksn)
-            source_key = dukpt.tdes_pin_key(ipek, request.ksn)
+            source_key = _dukpt_pin_key(bdk, request.ksn)
+            if (bdk.algorithm in usage.AES) != (source_format == ISO_4):
+                raise errors.FieldViolations([(
+                    "source_format", "AES DUKPT PIN blocks are ISO format 4 and TDES DUKPT ones "
+                                     f"ISO 0, 1 or 3; the BDK is {bdk.algorithm}")])
         else:
-            source_key = (await self._key("source_zpk_key_ref", request.source_zpk_key_ref,
-                                          "ZPK", "TranslatePin")).clear
-        pin = _read_pin(source_codec, source_key, request.pin_block, request.pan)
-        block = tdes.encrypt_ecb(destination.clear, destination_codec.encode(pin, request.pan))
+            source = await self._key("source_zpk_key_ref", request.source_zpk_key_ref,
+                                     PIN_DECRYPT, "TranslatePin")
+            _check_pin_key("source_zpk_key_ref", source, source_format, "source_format")
+            source_key = source.clear
+        pin = _read_pin(source_format, source_key, request.pin_block, request.pan)
+        block = _write_pin(destination_format, destination.clear, pin, request.pan)
         return hsm_pb2.TranslatePinResponse(pin_block=block, format=destination_format)
 
     async def VerifyPin(self, request: hsm_pb2.VerifyPinRequest,
@@ -342,18 +467,33 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
         v = _Violations()
         v.key_ref("zpk_key_ref", request.zpk_key_ref)
         v.key_ref("pvk_key_ref", request.pvk_key_ref)
-        v.length("pin_block", request.pin_block, pinblock.PIN_BLOCK_LENGTH)
+        if len(request.pin_block) not in (8, 16):
+            v.add("pin_block", f"must be 8 bytes (ISO 0, 1, 3) or 16 (ISO 4), "
+                               f"got {len(request.pin_block)}")
         pin_format = v.pin_format("format", request.format)
         v.pan("pan", request.pan)
-        v.digits("offset", request.offset, 4, 12)
-        v.ibm3624_inputs(request)
+        if request.pvv:
+            if request.offset:
+                v.add("offset", "give either offset (IBM 3624) or pvv (Visa PVV), not both")
+            v.digits("pvv", request.pvv, 4, 4)
+            if request.pvki > 6:
+                v.add("pvki", f"must be 0 to 6, got {request.pvki}")
+        else:
+            v.digits("offset", request.offset, 4, 12)
+            v.ibm3624_inputs(request)
         v.check()
-        zpk = await self._key("zpk_key_ref", request.zpk_key_ref, "ZPK", "VerifyPin")
-        pvk = await self._key("pvk_key_ref", request.pvk_key_ref, "PVK", "VerifyPin")
-        pin = _read_pin(PIN_BLOCK_CODECS[pin_format], zpk.clear, request.pin_block, request.pan)
-        verified = ibm3624.verify_offset(
-            pvk.clear, _validation_data(request), pin, request.offset,
-            request.decimalization_table or ibm3624.DEFAULT_DECIMALIZATION_TABLE)
+        zpk = await self._key("zpk_key_ref", request.zpk_key_ref, PIN_DECRYPT, "VerifyPin")
+        _check_pin_key("zpk_key_ref", zpk, pin_format, "format")
+        pvk = await self._key("pvk_key_ref", request.pvk_key_ref,
+                              PVV_VERIFY if request.pvv else IBM3624_VERIFY, "VerifyPin")
+        pin = _read_pin(pin_format, zpk.clear, request.pin_block, request.pan)
+        if request.pvv:
+            verified = ibm3624.verify_visa_pvv(pvk.clear, request.pan, request.pvki, pin,
+                                               request.pvv)
+        else:
+            verified = ibm3624.verify_offset(
+                pvk.clear, _validation_data(request), pin, request.offset,
+                request.decimalization_table or ibm3624.DEFAULT_DECIMALIZATION_TABLE)
         return hsm_pb2.VerifyPinResponse(verified=verified)
 
     async def GeneratePinOffset(
@@ -365,18 +505,65 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
         v.digits("pin", request.pin, 4, 12)
         v.ibm3624_inputs(request)
         v.check()
-        pvk = await self._key("pvk_key_ref", request.pvk_key_ref, "PVK", "GeneratePinOffset")
+        pvk = await self._key("pvk_key_ref", request.pvk_key_ref, IBM3624_GENERATE,
+                              "GeneratePinOffset")
         offset = ibm3624.pin_offset(
             pvk.clear, _validation_data(request), request.pin,
             request.decimalization_table or ibm3624.DEFAULT_DECIMALIZATION_TABLE)
         return hsm_pb2.GeneratePinOffsetResponse(offset=offset)
+
+    async def GeneratePvv(self, request: hsm_pb2.GeneratePvvRequest,
+                          context: grpc.aio.ServicerContext) -> hsm_pb2.GeneratePvvResponse:
+        v = _Violations()
+        v.key_ref("pvk_key_ref", request.pvk_key_ref)
+        v.pan("pan", request.pan)
+        v.digits("pin", request.pin, 4, 12)
+        if request.pvki > 6:
+            v.add("pvki", f"must be 0 to 6, got {request.pvki}")
+        v.check()
+        pvk = await self._key("pvk_key_ref", request.pvk_key_ref, PVV_GENERATE, "GeneratePvv")
+        return hsm_pb2.GeneratePvvResponse(
+            pvv=ibm3624.visa_pvv(pvk.clear, request.pan, request.pvki, request.pin))
+
+    async def GenerateRandomPin(
+        self, request: hsm_pb2.GenerateRandomPinRequest, context: grpc.aio.ServicerContext,
+    ) -> hsm_pb2.GenerateRandomPinResponse:
+        v = _Violations()
+        v.pan("pan", request.pan)
+        if not 4 <= request.pin_length <= 12:
+            v.add("pin_length", f"must be 4 to 12, got {request.pin_length}")
+        v.key_ref("mailer_key_ref", request.mailer_key_ref)
+        pin_format = v.pin_format("format", request.format)
+        if request.pvki > 6:
+            v.add("pvki", f"must be 0 to 6, got {request.pvki}")
+        v.check()
+        mailer = await self._key("mailer_key_ref", request.mailer_key_ref, ZPK_ENCRYPT,
+                                 "GenerateRandomPin")
+        _check_pin_key("mailer_key_ref", mailer, pin_format, "format")
+        offset_pvk = pvv_pvk = None
+        if request.offset_pvk_key_ref:
+            offset_pvk = await self._key("offset_pvk_key_ref", request.offset_pvk_key_ref,
+                                         IBM3624_GENERATE, "GenerateRandomPin")
+        if request.pvv_pvk_key_ref:
+            pvv_pvk = await self._key("pvv_pvk_key_ref", request.pvv_pvk_key_ref, PVV_GENERATE,
+                                      "GenerateRandomPin")
+        pin = "".join(secrets.choice("0123456789") for _ in range(request.pin_length))
+        response = hsm_pb2.GenerateRandomPinResponse(
+            pin_block=_write_pin(pin_format, mailer.clear, pin, request.pan), format=pin_format)
+        if offset_pvk is not None:
+            response.offset = ibm3624.pin_offset(
+                offset_pvk.clear, ibm3624.validation_data_from_pan(request.pan), pin,
+                ibm3624.DEFAULT_DECIMALIZATION_TABLE)
+        if pvv_pvk is not None:
+            response.pvv = ibm3624.visa_pvv(pvv_pvk.clear, request.pan, request.pvki, pin)
+        return response
 
     async def GenerateCvv(self, request: hsm_pb2.GenerateCvvRequest,
                           context: grpc.aio.ServicerContext) -> hsm_pb2.GenerateCvvResponse:
         v = _Violations()
         v.card(request)
         v.check()
-        cvk = await self._key("cvk_key_ref", request.cvk_key_ref, "CVK", "GenerateCvv")
+        cvk = await self._key("cvk_key_ref", request.cvk_key_ref, CVK_GENERATE, "GenerateCvv")
         value = cvv.cvv(cvk.clear, request.pan, request.expiry_yymm, request.service_code)
         return hsm_pb2.GenerateCvvResponse(cvv=value)
 
@@ -386,7 +573,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
         v.card(request)
         v.digits("cvv", request.cvv, 3, 3)
         v.check()
-        cvk = await self._key("cvk_key_ref", request.cvk_key_ref, "CVK", "VerifyCvv")
+        cvk = await self._key("cvk_key_ref", request.cvk_key_ref, CVK_VERIFY, "VerifyCvv")
         verified = cvv.verify_cvv(cvk.clear, request.pan, request.expiry_yymm,
                                   request.service_code, request.cvv)
         return hsm_pb2.VerifyCvvResponse(verified=verified)
@@ -398,8 +585,9 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
         v.key_ref("dek_key_ref", request.dek_key_ref)
         v.pan("pan", request.pan)
         v.check()
-        hmac_key = await self._key("hmac_key_ref", request.hmac_key_ref, "HMAC", "ProtectPan")
-        dek = await self._key("dek_key_ref", request.dek_key_ref, "DEK", "ProtectPan")
+        hmac_key = await self._key("hmac_key_ref", request.hmac_key_ref, HMAC_GENERATE,
+                                   "ProtectPan")
+        dek = await self._key("dek_key_ref", request.dek_key_ref, DEK_ENCRYPT, "ProtectPan")
         pan = request.pan.encode()
         nonce = secrets.token_bytes(_NONCE)
         return hsm_pb2.ProtectPanResponse(
@@ -417,7 +605,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
             v.add("encrypted_pan", "must be nonce (12) || ciphertext (13 to 19) || tag (16) "
                                    f"bytes, got {len(request.encrypted_pan)}")
         v.check()
-        dek = await self._key("dek_key_ref", request.dek_key_ref, "DEK", "RevealPan")
+        dek = await self._key("dek_key_ref", request.dek_key_ref, DEK_DECRYPT, "RevealPan")
         blob = request.encrypted_pan
         try:
             pan = AESGCM(dek.clear).decrypt(blob[:_NONCE], blob[_NONCE:], PAN_AAD).decode()
@@ -427,17 +615,233 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
                                  "protected under another data key")]) from None
         return hsm_pb2.RevealPanResponse(pan=pan)
 
+    async def VerifyArqc(self, request: hsm_pb2.VerifyArqcRequest,
+                         context: grpc.aio.ServicerContext) -> hsm_pb2.VerifyArqcResponse:
+        v = _Violations()
+        v.key_ref("imk_ac_key_ref", request.imk_ac_key_ref)
+        v.pan("pan", request.pan)
+        v.digits("psn", request.psn or "00", 2, 2)
+        cvn = CRYPTOGRAM_VERSIONS.get(request.cryptogram_version)
+        if cvn is None:
+            v.add("cryptogram_version", "is required: VISA_10, VISA_18, MASTERCARD_16 or _17")
+        v.length("atc", request.atc, 2)
+        v.length("arqc", request.arqc, 8)
+        if not request.transaction_data:
+            v.add("transaction_data", "is required (the CDOL1 data the card MACed)")
+        if cvn is not None and cvn.arpc_method == 1:
+            v.length("arc", request.arc, 2)
+        elif cvn is not None:
+            v.length("csu", request.csu, 4)
+            if len(request.proprietary_auth_data) > 8:
+                v.add("proprietary_auth_data", "must be at most 8 bytes, got "
+                                               f"{len(request.proprietary_auth_data)}")
+        v.check()
+        assert cvn is not None
+        imk = await self._key("imk_ac_key_ref", request.imk_ac_key_ref, ARQC, "VerifyArqc")
+        icc_key = emv.icc_master_key_a(imk.clear, request.pan, request.psn or "00")
+        session_key = icc_key if not cvn.session_key else emv.common_session_key(
+            icc_key, request.atc)
+        if not emv.verify_ac(session_key, request.transaction_data, request.arqc,
+                             padding=cvn.padding):
+            return hsm_pb2.VerifyArqcResponse(verified=False)
+        if cvn.arpc_method == 1:
+            arpc = emv.arpc1(session_key, request.arqc, request.arc)
+        else:
+            arpc = emv.arpc2(session_key, request.arqc, request.csu,
+                             request.proprietary_auth_data)
+        return hsm_pb2.VerifyArqcResponse(verified=True, arpc=arpc)
+
+    async def GenerateMac(self, request: hsm_pb2.GenerateMacRequest,
+                          context: grpc.aio.ServicerContext) -> hsm_pb2.GenerateMacResponse:
+        v = _Violations()
+        v.key_ref("tak_key_ref", request.tak_key_ref)
+        v.check()
+        tak = await self._key("tak_key_ref", request.tak_key_ref, MAC_GENERATE, "GenerateMac")
+        aes = tak.algorithm in usage.AES
+        length = request.length or 8
+        if not 4 <= length <= (16 if aes else 8):
+            raise errors.FieldViolations([(
+                "length", f"must be 4 to {16 if aes else 8} bytes for a {tak.algorithm} MAC key, "
+                          f"got {length}")])
+        value = (mac.aes_cmac(tak.clear, request.data, length) if aes
+                 else mac.retail_mac(tak.clear, request.data, padding=2, length=length))
+        return hsm_pb2.GenerateMacResponse(mac=value)
+
+    async def VerifyMac(self, request: hsm_pb2.VerifyMacRequest,
+                        context: grpc.aio.ServicerContext) -> hsm_pb2.VerifyMacResponse:
+        v = _Violations()
+        v.key_ref("tak_key_ref", request.tak_key_ref)
+        if not 4 <= len(request.mac) <= 16:
+            v.add("mac", f"must be 4 to 16 bytes, got {len(request.mac)}")
+        v.check()
+        tak = await self._key("tak_key_ref", request.tak_key_ref, MAC_VERIFY, "VerifyMac")
+        if tak.algorithm in usage.AES:
+            verified = mac.verify_aes_cmac(tak.clear, request.data, request.mac)
+        else:
+            verified = len(request.mac) <= 8 and mac.verify_retail_mac(
+                tak.clear, request.data, request.mac, padding=2)
+        return hsm_pb2.VerifyMacResponse(verified=verified)
+
+    async def EncryptData(self, request: hsm_pb2.EncryptDataRequest,
+                          context: grpc.aio.ServicerContext) -> hsm_pb2.EncryptDataResponse:
+        v = _Violations()
+        v.key_ref("dek_key_ref", request.dek_key_ref)
+        if len(request.plaintext) > MAX_DATA:
+            v.add("plaintext", f"must be at most {MAX_DATA} bytes, got {len(request.plaintext)}")
+        v.check()
+        dek = await self._key("dek_key_ref", request.dek_key_ref, DEK_ENCRYPT, "EncryptData")
+        nonce = secrets.token_bytes(_NONCE)
+        sealed = AESGCM(dek.clear).encrypt(nonce, request.plaintext,
+                                           DATA_AAD + request.associated_data)
+        return hsm_pb2.EncryptDataResponse(ciphertext=nonce + sealed)
+
+    async def DecryptData(self, request: hsm_pb2.DecryptDataRequest,
+                          context: grpc.aio.ServicerContext) -> hsm_pb2.DecryptDataResponse:
+        v = _Violations()
+        v.key_ref("dek_key_ref", request.dek_key_ref)
+        if len(request.ciphertext) < _NONCE + 16:
+            v.add("ciphertext", f"must be nonce (12) || ciphertext || tag (16), got "
+                                f"{len(request.ciphertext)} bytes")
+        v.check()
+        dek = await self._key("dek_key_ref", request.dek_key_ref, DEK_DECRYPT, "DecryptData")
+        blob = request.ciphertext
+        try:
+            plain = AESGCM(dek.clear).decrypt(blob[:_NONCE], blob[_NONCE:],
+                                              DATA_AAD + request.associated_data)
+        except InvalidTag:
+            raise errors.FieldViolations([(
+                "ciphertext", "does not decrypt under the given key with this associated data: "
+                              "altered, truncated or encrypted under another key")]) from None
+        return hsm_pb2.DecryptDataResponse(plaintext=plain)
+
+    async def Execute(self, requests: AsyncIterator[hsm_pb2.HsmCommand],
+                      context: grpc.aio.ServicerContext) -> AsyncIterator[hsm_pb2.HsmResult]:
+        """Runs each command of the stream as its unary form would, tagging results by id."""
+        async for command in requests:
+            yield await self.execute_one(command, context)
+
+    async def execute_one(self, command: hsm_pb2.HsmCommand,
+                          context: grpc.aio.ServicerContext) -> hsm_pb2.HsmResult:
+        which = command.WhichOneof("command")
+        if which is None:
+            return hsm_pb2.HsmResult(id=command.id, error=hsm_pb2.CommandError(
+                code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                message="command: no command given"))
+        method = getattr(self, _EXECUTE_METHODS[which])
+        try:
+            response = await method(getattr(command, which), context)
+        except errors.FieldViolations as exc:
+            return _error_result(command.id, grpc.StatusCode.INVALID_ARGUMENT, str(exc),
+                                 exc.violations)
+        except errors.Conflict as exc:
+            return _error_result(command.id, grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except errors.NotFound as exc:
+            return _error_result(command.id, grpc.StatusCode.NOT_FOUND, str(exc))
+        except errors.AlreadyExists as exc:
+            return _error_result(command.id, grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        result = hsm_pb2.HsmResult(id=command.id)
+        getattr(result, which).CopyFrom(response)
+        return result
+
+
+# What each command needs of its keys: the key types and the modes of use that allow the
+# operation (B both ways, E encrypt/wrap, D decrypt/unwrap, C/G/V generate and verify, X derive).
+DERIVE = Need(("BDK",), "X")
+PIN_DECRYPT = Need(("ZPK", "TPK"), "BD")
+ZPK_ENCRYPT = Need(("ZPK", "TPK"), "BE")
+IBM3624_VERIFY = Need(("PVK",), "CV", ("V0", "V1"))
+IBM3624_GENERATE = Need(("PVK",), "CG", ("V0", "V1"))
+PVV_VERIFY = Need(("PVK",), "CV", ("V0", "V2"))
+PVV_GENERATE = Need(("PVK",), "CG", ("V0", "V2"))
+CVK_GENERATE = Need(("CVK",), "CG")
+CVK_VERIFY = Need(("CVK",), "CV")
+HMAC_GENERATE = Need(("HMAC",), "CG")
+DEK_ENCRYPT = Need(("DEK",), "BE")
+DEK_DECRYPT = Need(("DEK",), "BD")
+MAC_GENERATE = Need(("TAK",), "CG")
+MAC_VERIFY = Need(("TAK",), "CV")
+ARQC = Need(("IMK_AC",), "X")
+KEK_WRAP = Need(("ZMK",), "BE")
+KEK_UNWRAP = Need(("ZMK",), "BD")
+
+MAX_DATA = 64 * 1024
+DATA_AAD = b"cardswitch.v1.data|"  # domain separation from PAN ciphertexts
+
+
+@dataclass(frozen=True)
+class _Cvn:
+    session_key: bool  # False: MAC under the ICC master key itself (Visa CVN 10)
+    padding: int  # ISO 9797-1 padding method of the cryptogram MAC
+    arpc_method: int
+
+
+CRYPTOGRAM_VERSIONS = {
+    hsm_pb2.CRYPTOGRAM_VERSION_VISA_10: _Cvn(False, 1, 1),
+    hsm_pb2.CRYPTOGRAM_VERSION_VISA_18: _Cvn(True, 2, 2),
+    hsm_pb2.CRYPTOGRAM_VERSION_MASTERCARD_16: _Cvn(True, 2, 1),
+    hsm_pb2.CRYPTOGRAM_VERSION_MASTERCARD_17: _Cvn(True, 2, 1),
+}
+
+# HsmCommand oneof field -> servicer method.
+_EXECUTE_METHODS = {
+    field.name: "".join(part.capitalize() for part in field.name.split("_"))
+    for field in hsm_pb2.HsmCommand.DESCRIPTOR.oneofs_by_name["command"].fields
+}
+_EXECUTE_METHODS["derive_dukpt_initial_key"] = "DeriveDukptInitialKey"
+
+
+def _error_result(command_id: int, code: grpc.StatusCode, message: str,
+                  violations: list[tuple[str, str]] | None = None) -> hsm_pb2.HsmResult:
+    return hsm_pb2.HsmResult(id=command_id, error=hsm_pb2.CommandError(
+        code=code.value[0], message=message, field_violations=[
+            hsm_pb2.FieldViolation(field=f, description=d) for f, d in violations or []]))
+
+
+def _exportable(field: str, key: keystore.Key) -> None:
+    try:
+        usage.check_exportable(field, key.name, key.attributes)
+    except usage.UsageError as exc:
+        raise errors.Conflict(str(exc)) from None
+
+
+def _dukpt_pin_key(bdk: keystore.Key, ksn: bytes) -> bytes:
+    """The transaction's PIN key: TDES (10-byte KSN) or AES (12-byte KSN) DUKPT."""
+    if bdk.algorithm in usage.AES:
+        if len(ksn) != dukpt_aes.KSN_LENGTH:
+            raise errors.FieldViolations([("ksn", f"an AES BDK needs a 12-byte KSN, got "
+                                                  f"{len(ksn)}")])
+        return dukpt.aes_pin_key(_aes_initial_key(bdk.clear, ksn[:8]), ksn)
+    if len(ksn) != dukpt.KSN_LENGTH:
+        raise errors.FieldViolations([("ksn", f"a TDES BDK needs a 10-byte KSN, got {len(ksn)}")])
+    return dukpt.tdes_pin_key(_tdes_ipek(bdk.clear, ksn[:8]), ksn)
+
+
+@lru_cache(maxsize=4096)
+def _tdes_ipek(bdk: bytes, ksn_prefix: bytes) -> bytes:
+    """The IPEK of a device (the KSN without its counter): derived once per device."""
+    return dukpt.tdes_ipek(bdk, ksn_prefix + bytes(2))
+
+
+@lru_cache(maxsize=4096)
+def _aes_initial_key(bdk: bytes, initial_key_id: bytes) -> bytes:
+    return dukpt.aes_initial_key(bdk, initial_key_id)
+
 
 def _check_transaction_ksn(v: _Violations, ksn: bytes) -> None:
-    if len(ksn) != dukpt.KSN_LENGTH:
-        v.add("ksn", f"must be {dukpt.KSN_LENGTH} bytes with source_bdk_key_ref, got {len(ksn)}")
+    """A transaction KSN: 10 bytes for TDES DUKPT (X9.24-1), 12 for AES DUKPT (X9.24-3)."""
+    if len(ksn) == dukpt_aes.KSN_LENGTH:
+        counter, one_bits = dukpt_aes.aes_ksn_counter(ksn), dukpt_aes.MAX_COUNTER_ONE_BITS
+    elif len(ksn) == dukpt.KSN_LENGTH:
+        counter, one_bits = dukpt.ksn_counter(ksn), dukpt.MAX_COUNTER_ONE_BITS
+    else:
+        v.add("ksn", f"must be 10 bytes (TDES DUKPT) or 12 (AES DUKPT) with "
+                     f"source_bdk_key_ref, got {len(ksn)}")
         return
-    counter = dukpt.ksn_counter(ksn)
     if counter == 0:
         v.add("ksn", "transaction counter is 0, the initial key's slot, never a transaction key")
-    elif counter.bit_count() > dukpt.MAX_COUNTER_ONE_BITS:
+    elif counter.bit_count() > one_bits:
         v.add("ksn", f"transaction counter has {counter.bit_count()} one-bits; X9.24 allows "
-                     f"{dukpt.MAX_COUNTER_ONE_BITS}")
+                     f"{one_bits}")
 
 
 def _rsa_public_key(v: _Violations, pem: bytes) -> rsa.RSAPublicKey | None:

@@ -26,8 +26,12 @@ if _version_not_supported:
 
 
 class HsmServiceStub:
-    """The software HSM. Keys exist in clear only inside this service; every key rests encrypted
-    under the local master key (LMK). Callers name keys by key reference: the key id or its label.
+    """The software HSM. Keys exist in clear only inside this service; every key rests as an ANSI
+    X9.143 (TR-31) version D key block under the local master key (LMK), carrying its usage,
+    algorithm, mode of use and exportability. Callers name keys by key reference: the key id, its
+    label, or the key itself as a key block under the LMK (as a payShield host stores keys).
+    Every command checks the key's usage and mode of use: a PIN key cannot MAC, a key that may
+    only verify cannot generate, a non-exportable key cannot leave.
     """
 
     def __init__(self, channel):
@@ -45,6 +49,11 @@ class HsmServiceStub:
                 '/cardswitch.v1.HsmService/ImportKey',
                 request_serializer=cardswitch_dot_v1_dot_hsm__pb2.ImportKeyRequest.SerializeToString,
                 response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.ImportKeyResponse.FromString,
+                _registered_method=True)
+        self.ExportKey = channel.unary_unary(
+                '/cardswitch.v1.HsmService/ExportKey',
+                request_serializer=cardswitch_dot_v1_dot_hsm__pb2.ExportKeyRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.ExportKeyResponse.FromString,
                 _registered_method=True)
         self.GetKey = channel.unary_unary(
                 '/cardswitch.v1.HsmService/GetKey',
@@ -76,6 +85,16 @@ class HsmServiceStub:
                 request_serializer=cardswitch_dot_v1_dot_hsm__pb2.GeneratePinOffsetRequest.SerializeToString,
                 response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.GeneratePinOffsetResponse.FromString,
                 _registered_method=True)
+        self.GeneratePvv = channel.unary_unary(
+                '/cardswitch.v1.HsmService/GeneratePvv',
+                request_serializer=cardswitch_dot_v1_dot_hsm__pb2.GeneratePvvRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.GeneratePvvResponse.FromString,
+                _registered_method=True)
+        self.GenerateRandomPin = channel.unary_unary(
+                '/cardswitch.v1.HsmService/GenerateRandomPin',
+                request_serializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateRandomPinRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateRandomPinResponse.FromString,
+                _registered_method=True)
         self.GenerateCvv = channel.unary_unary(
                 '/cardswitch.v1.HsmService/GenerateCvv',
                 request_serializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateCvvRequest.SerializeToString,
@@ -96,21 +115,65 @@ class HsmServiceStub:
                 request_serializer=cardswitch_dot_v1_dot_hsm__pb2.RevealPanRequest.SerializeToString,
                 response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.RevealPanResponse.FromString,
                 _registered_method=True)
+        self.VerifyArqc = channel.unary_unary(
+                '/cardswitch.v1.HsmService/VerifyArqc',
+                request_serializer=cardswitch_dot_v1_dot_hsm__pb2.VerifyArqcRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.VerifyArqcResponse.FromString,
+                _registered_method=True)
+        self.GenerateMac = channel.unary_unary(
+                '/cardswitch.v1.HsmService/GenerateMac',
+                request_serializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateMacRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateMacResponse.FromString,
+                _registered_method=True)
+        self.VerifyMac = channel.unary_unary(
+                '/cardswitch.v1.HsmService/VerifyMac',
+                request_serializer=cardswitch_dot_v1_dot_hsm__pb2.VerifyMacRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.VerifyMacResponse.FromString,
+                _registered_method=True)
+        self.EncryptData = channel.unary_unary(
+                '/cardswitch.v1.HsmService/EncryptData',
+                request_serializer=cardswitch_dot_v1_dot_hsm__pb2.EncryptDataRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.EncryptDataResponse.FromString,
+                _registered_method=True)
+        self.DecryptData = channel.unary_unary(
+                '/cardswitch.v1.HsmService/DecryptData',
+                request_serializer=cardswitch_dot_v1_dot_hsm__pb2.DecryptDataRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.DecryptDataResponse.FromString,
+                _registered_method=True)
+        self.Execute = channel.stream_stream(
+                '/cardswitch.v1.HsmService/Execute',
+                request_serializer=cardswitch_dot_v1_dot_hsm__pb2.HsmCommand.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.HsmResult.FromString,
+                _registered_method=True)
 
 
 class HsmServiceServicer:
-    """The software HSM. Keys exist in clear only inside this service; every key rests encrypted
-    under the local master key (LMK). Callers name keys by key reference: the key id or its label.
+    """The software HSM. Keys exist in clear only inside this service; every key rests as an ANSI
+    X9.143 (TR-31) version D key block under the local master key (LMK), carrying its usage,
+    algorithm, mode of use and exportability. Callers name keys by key reference: the key id, its
+    label, or the key itself as a key block under the LMK (as a payShield host stores keys).
+    Every command checks the key's usage and mode of use: a PIN key cannot MAC, a key that may
+    only verify cannot generate, a non-exportable key cannot leave.
     """
 
     def GenerateKey(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Generates a random key. With a label it is stored; without one it is only returned as a key
+        block under the LMK (and, given a ZMK, under that ZMK), as payShield A0 does.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ImportKey(self, request, context):
-        """Imports a key from clear components (development key ceremony); the key is their XOR.
+        """Imports a key from clear components (the key is their XOR) or from a TR-31 key block
+        under a key-encrypting key (ZMK) held by this HSM.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportKey(self, request, context):
+        """Exports an exportable key as a TR-31 key block under a ZMK.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -129,22 +192,24 @@ class HsmServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeriveDukptInitialKey(self, request, context):
-        """Derives a terminal's TDES DUKPT initial key (IPEK) from a BDK and returns it encrypted
-        under the PIN pad's RSA public key (RSA-OAEP-SHA256), as in remote key loading.
+        """Derives a terminal's DUKPT initial key from a BDK (TDES: X9.24-1 IPEK from the KSN; AES:
+        X9.24-3 initial key from the initial key id) and returns it encrypted under the PIN pad's
+        RSA public key (RSA-OAEP-SHA256), as in remote key loading.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def TranslatePin(self, request, context):
-        """Translates a PIN block from a terminal DUKPT key (or a zone PIN key) to a zone PIN key.
+        """Translates a PIN block from a terminal DUKPT key (TDES or AES) or a PIN key (TPK/ZPK, TDES
+        or AES) to a zone PIN key, between ISO formats 0, 1, 3 and 4 as PCI PIN 3-3 allows.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def VerifyPin(self, request, context):
-        """Verifies a PIN block under a zone PIN key against an IBM 3624 offset.
+        """Verifies a PIN block under a PIN key against an IBM 3624 offset or a Visa PVV.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -152,6 +217,21 @@ class HsmServiceServicer:
 
     def GeneratePinOffset(self, request, context):
         """Issuance: derives the IBM 3624 offset for a chosen PIN (as payShield BA + DE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GeneratePvv(self, request, context):
+        """Issuance: derives the Visa PVV for a chosen PIN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GenerateRandomPin(self, request, context):
+        """Issuance: a random PIN, returned only as a PIN block under the PIN mailer's key, with its
+        IBM 3624 offset and Visa PVV when verification keys are given.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -183,6 +263,48 @@ class HsmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyArqc(self, request, context):
+        """EMV: verifies an ARQC under the issuer master key for application cryptograms and returns
+        the ARPC (Visa CVN 10 and 18, Mastercard CVN 16 and 17).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GenerateMac(self, request, context):
+        """MACs: ISO 9797-1 algorithm 3 (retail MAC) under a TDES MAC key, CMAC under an AES one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyMac(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EncryptData(self, request, context):
+        """AES-256-GCM under a data encryption key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecryptData(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Execute(self, request_iterator, context):
+        """The streaming batch form of every command: results come back tagged with the request's id,
+        in completion order; a failed command is an error result, not the end of the stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HsmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -195,6 +317,11 @@ def add_HsmServiceServicer_to_server(servicer, server):
                     servicer.ImportKey,
                     request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.ImportKeyRequest.FromString,
                     response_serializer=cardswitch_dot_v1_dot_hsm__pb2.ImportKeyResponse.SerializeToString,
+            ),
+            'ExportKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportKey,
+                    request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.ExportKeyRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_hsm__pb2.ExportKeyResponse.SerializeToString,
             ),
             'GetKey': grpc.unary_unary_rpc_method_handler(
                     servicer.GetKey,
@@ -226,6 +353,16 @@ def add_HsmServiceServicer_to_server(servicer, server):
                     request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.GeneratePinOffsetRequest.FromString,
                     response_serializer=cardswitch_dot_v1_dot_hsm__pb2.GeneratePinOffsetResponse.SerializeToString,
             ),
+            'GeneratePvv': grpc.unary_unary_rpc_method_handler(
+                    servicer.GeneratePvv,
+                    request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.GeneratePvvRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_hsm__pb2.GeneratePvvResponse.SerializeToString,
+            ),
+            'GenerateRandomPin': grpc.unary_unary_rpc_method_handler(
+                    servicer.GenerateRandomPin,
+                    request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateRandomPinRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateRandomPinResponse.SerializeToString,
+            ),
             'GenerateCvv': grpc.unary_unary_rpc_method_handler(
                     servicer.GenerateCvv,
                     request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateCvvRequest.FromString,
@@ -246,6 +383,36 @@ def add_HsmServiceServicer_to_server(servicer, server):
                     request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.RevealPanRequest.FromString,
                     response_serializer=cardswitch_dot_v1_dot_hsm__pb2.RevealPanResponse.SerializeToString,
             ),
+            'VerifyArqc': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyArqc,
+                    request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.VerifyArqcRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_hsm__pb2.VerifyArqcResponse.SerializeToString,
+            ),
+            'GenerateMac': grpc.unary_unary_rpc_method_handler(
+                    servicer.GenerateMac,
+                    request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateMacRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateMacResponse.SerializeToString,
+            ),
+            'VerifyMac': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyMac,
+                    request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.VerifyMacRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_hsm__pb2.VerifyMacResponse.SerializeToString,
+            ),
+            'EncryptData': grpc.unary_unary_rpc_method_handler(
+                    servicer.EncryptData,
+                    request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.EncryptDataRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_hsm__pb2.EncryptDataResponse.SerializeToString,
+            ),
+            'DecryptData': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecryptData,
+                    request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.DecryptDataRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_hsm__pb2.DecryptDataResponse.SerializeToString,
+            ),
+            'Execute': grpc.stream_stream_rpc_method_handler(
+                    servicer.Execute,
+                    request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.HsmCommand.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_hsm__pb2.HsmResult.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'cardswitch.v1.HsmService', rpc_method_handlers)
@@ -255,8 +422,12 @@ def add_HsmServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class HsmService:
-    """The software HSM. Keys exist in clear only inside this service; every key rests encrypted
-    under the local master key (LMK). Callers name keys by key reference: the key id or its label.
+    """The software HSM. Keys exist in clear only inside this service; every key rests as an ANSI
+    X9.143 (TR-31) version D key block under the local master key (LMK), carrying its usage,
+    algorithm, mode of use and exportability. Callers name keys by key reference: the key id, its
+    label, or the key itself as a key block under the LMK (as a payShield host stores keys).
+    Every command checks the key's usage and mode of use: a PIN key cannot MAC, a key that may
+    only verify cannot generate, a non-exportable key cannot leave.
     """
 
     @staticmethod
@@ -303,6 +474,33 @@ class HsmService:
             '/cardswitch.v1.HsmService/ImportKey',
             cardswitch_dot_v1_dot_hsm__pb2.ImportKeyRequest.SerializeToString,
             cardswitch_dot_v1_dot_hsm__pb2.ImportKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.HsmService/ExportKey',
+            cardswitch_dot_v1_dot_hsm__pb2.ExportKeyRequest.SerializeToString,
+            cardswitch_dot_v1_dot_hsm__pb2.ExportKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -476,6 +674,60 @@ class HsmService:
             _registered_method=True)
 
     @staticmethod
+    def GeneratePvv(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.HsmService/GeneratePvv',
+            cardswitch_dot_v1_dot_hsm__pb2.GeneratePvvRequest.SerializeToString,
+            cardswitch_dot_v1_dot_hsm__pb2.GeneratePvvResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateRandomPin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.HsmService/GenerateRandomPin',
+            cardswitch_dot_v1_dot_hsm__pb2.GenerateRandomPinRequest.SerializeToString,
+            cardswitch_dot_v1_dot_hsm__pb2.GenerateRandomPinResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GenerateCvv(request,
             target,
             options=(),
@@ -573,6 +825,168 @@ class HsmService:
             '/cardswitch.v1.HsmService/RevealPan',
             cardswitch_dot_v1_dot_hsm__pb2.RevealPanRequest.SerializeToString,
             cardswitch_dot_v1_dot_hsm__pb2.RevealPanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyArqc(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.HsmService/VerifyArqc',
+            cardswitch_dot_v1_dot_hsm__pb2.VerifyArqcRequest.SerializeToString,
+            cardswitch_dot_v1_dot_hsm__pb2.VerifyArqcResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateMac(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.HsmService/GenerateMac',
+            cardswitch_dot_v1_dot_hsm__pb2.GenerateMacRequest.SerializeToString,
+            cardswitch_dot_v1_dot_hsm__pb2.GenerateMacResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyMac(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.HsmService/VerifyMac',
+            cardswitch_dot_v1_dot_hsm__pb2.VerifyMacRequest.SerializeToString,
+            cardswitch_dot_v1_dot_hsm__pb2.VerifyMacResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EncryptData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.HsmService/EncryptData',
+            cardswitch_dot_v1_dot_hsm__pb2.EncryptDataRequest.SerializeToString,
+            cardswitch_dot_v1_dot_hsm__pb2.EncryptDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecryptData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.HsmService/DecryptData',
+            cardswitch_dot_v1_dot_hsm__pb2.DecryptDataRequest.SerializeToString,
+            cardswitch_dot_v1_dot_hsm__pb2.DecryptDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Execute(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/cardswitch.v1.HsmService/Execute',
+            cardswitch_dot_v1_dot_hsm__pb2.HsmCommand.SerializeToString,
+            cardswitch_dot_v1_dot_hsm__pb2.HsmResult.FromString,
             options,
             channel_credentials,
             insecure,

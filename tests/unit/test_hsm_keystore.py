@@ -7,6 +7,7 @@ import sqlite3
 import stat
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy import Engine, text
 
 from cardswitch import db
 from hsm_sim import cli, keystore, lmk, server
-from hsm_sim.algorithms import tdes
+from hsm_sim.algorithms import keyblock, tdes
 
 TEST_KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 
@@ -162,11 +163,15 @@ def test_key_at_rest_is_not_the_clear_key(var: Path, engine: Engine) -> None:
     engine.dispose()  # checkpoints the WAL into the database file
 
     with sqlite3.connect(var / "hsm.db") as conn:
-        wrapped, kcv = conn.execute(
-            "SELECT wrapped_key, kcv FROM hsm_keys WHERE key_id = ?", (key.key_id,)).fetchone()
-    assert kcv == "08D7B4"
-    assert len(wrapped) == 12 + 16 + 16
-    assert TEST_KEY not in wrapped
+        block, kcv, legacy = conn.execute(
+            "SELECT key_block, kcv, wrapped_key FROM hsm_keys WHERE key_id = ?",
+            (key.key_id,)).fetchone()
+    assert kcv == "08D7B4" and legacy is None
+    # TR-31 version D under the LMK: PIN key, TDES, both ways, exportable, label and time bound.
+    assert block.startswith("D") and block[5:12] == "P0TB00E"
+    assert "01" + "07" + "ZPK" in block and "LB0Fzpk.issuer1" in block
+    header, clear = keyblock.unwrap(MASTER, block)
+    assert clear == TEST_KEY and header.key_usage == "P0"
     for path in var.glob("hsm.db*"):
         raw = path.read_bytes()
         assert TEST_KEY not in raw and TEST_KEY.hex().encode() not in raw
@@ -186,14 +191,15 @@ def test_key_loads_by_id_or_label_and_stays_in_memory(engine: Engine) -> None:
     assert TEST_KEY.hex() not in repr(by_label).lower()
 
 
-def test_editing_a_keys_type_in_its_row_breaks_unwrap(engine: Engine) -> None:
+def test_editing_a_keys_type_in_its_row_is_detected(engine: Engine) -> None:
     key = keystore.KeyStore(engine, MASTER).add("bdk.1", "BDK", "TDES_2KEY", TEST_KEY)
     with engine.begin() as conn:
         conn.execute(text("UPDATE hsm_keys SET key_type = 'PVK' WHERE key_id = :id"),
                      {"id": key.key_id})
 
     fresh = keystore.KeyStore(engine, MASTER)
-    with pytest.raises(keystore.KeyIntegrityError, match=f"key {key.key_id} .* does not unwrap"):
+    with pytest.raises(keystore.KeyIntegrityError,
+                       match=f"key {key.key_id} .* attributes do not match its key block"):
         fresh.load("bdk.1")
     assert fresh.warm() == (0, [key.key_id])
 
@@ -204,8 +210,38 @@ def test_editing_a_keys_check_value_is_detected(engine: Engine) -> None:
         conn.execute(text("UPDATE hsm_keys SET kcv = 'FFFFFF' WHERE key_id = :id"),
                      {"id": key.key_id})
 
-    with pytest.raises(keystore.KeyIntegrityError, match="does not match its stored check value"):
+    with pytest.raises(keystore.KeyIntegrityError, match="do not match its key block"):
         keystore.KeyStore(engine, MASTER).load(key.key_id)
+
+
+def test_editing_a_key_block_fails_its_mac(engine: Engine) -> None:
+    key = keystore.KeyStore(engine, MASTER).add("zpk.m", "ZPK", "TDES_2KEY", TEST_KEY)
+    with engine.begin() as conn:
+        block = conn.execute(text("SELECT key_block FROM hsm_keys")).scalar_one()
+        # Usage P0 -> V0 in the header: a PIN key turned into a PIN verification key.
+        conn.execute(text("UPDATE hsm_keys SET key_block = :b WHERE key_id = :id"),
+                     {"b": block[:5] + "V0" + block[7:], "id": key.key_id})
+    with pytest.raises(keystore.KeyIntegrityError, match="does not unwrap under the LMK"):
+        keystore.KeyStore(engine, MASTER).load("zpk.m")
+
+
+def test_a_pre_key_block_row_is_rewritten_as_a_key_block(engine: Engine) -> None:
+    key_id = "6f1c3a52-0000-4000-8000-000000000001"
+    aad = keystore.legacy_associated_data(key_id, "zpk.old", "ZPK", "TDES_2KEY", True)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO hsm_keys (key_id, label, key_type, algorithm, wrapped_key, kcv, "
+            "created_at, exportable) VALUES (:id, 'zpk.old', 'ZPK', 'TDES_2KEY', :w, '08D7B4', "
+            ":t, :e)"), {"id": key_id, "w": lmk.wrap(MASTER, TEST_KEY, aad),
+                         "t": datetime.now(UTC), "e": True})
+
+    assert keystore.KeyStore(engine, MASTER).warm() == (1, [])
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT key_block, wrapped_key, usage, exportability "
+                                "FROM hsm_keys")).one()
+    assert row.wrapped_key is None and row.usage == "P0" and row.exportability == "E"
+    loaded = keystore.KeyStore(engine, MASTER).load("zpk.old")
+    assert loaded is not None and loaded.clear == TEST_KEY and loaded.key_id == key_id
 
 
 def test_a_key_stored_under_another_lmk_does_not_unwrap(engine: Engine) -> None:
@@ -235,7 +271,7 @@ def test_list_keys_filters_by_type_and_sorts_by_label(engine: Engine) -> None:
 
 
 def test_a_key_type_cannot_be_stored_with_an_algorithm_it_does_not_use(engine: Engine) -> None:
-    with pytest.raises(ValueError, match="a DEK key cannot be TDES_2KEY"):
+    with pytest.raises(ValueError, match="a DEK key must be one of AES_256, not TDES_2KEY"):
         keystore.KeyStore(engine, MASTER).add("dek.x", "DEK", "TDES_2KEY", TEST_KEY)
 
 
@@ -249,8 +285,8 @@ def test_key_store_works_on_postgresql(pg_schema_url: str) -> None:
         assert loaded is not None and loaded.clear == TEST_KEY and loaded.kcv == "08D7B4"
         assert loaded.created_at == key.created_at
         with engine.connect() as conn:
-            stored = b"".join(bytes(r[0]) for r in conn.execute(text(
-                "SELECT wrapped_key FROM hsm_keys")))
-        assert TEST_KEY not in stored
+            stored = "".join(r[0] for r in conn.execute(text("SELECT key_block FROM hsm_keys")))
+        assert TEST_KEY.hex().upper() not in stored.upper()
+        assert keyblock.unwrap(MASTER, stored)[1] == TEST_KEY
     finally:
         engine.dispose()

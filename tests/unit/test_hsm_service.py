@@ -280,8 +280,8 @@ def test_a_bdk_used_as_a_pvk_is_failed_precondition_naming_the_key(hsm: Any) -> 
             zpk_key_ref="zpk", pvk_key_ref="bdk", pin_block=under_zpk("1234"), pan=PAN,
             offset="0000")))
         assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert error.details() == ("pvk_key_ref: key 'bdk' is of type BDK; "
-                                   "VerifyPin needs a key of type PVK")
+        assert error.details() == ("pvk_key_ref: key 'bdk' is a BDK (B0, BDK base derivation "
+                                   "key); VerifyPin needs a PVK")
 
     hsm(scenario)
 
@@ -294,9 +294,10 @@ def test_derive_ipek_needs_an_rsa_key_of_2048_bits(hsm: Any) -> None:
         pem = small.public_key().public_bytes(serialization.Encoding.PEM,
                                               serialization.PublicFormat.SubjectPublicKeyInfo)
         error = await failure(stub.DeriveDukptInitialKey(hsm_pb2.DeriveDukptInitialKeyRequest(
-            bdk_key_ref="bdk", ksn=KSN[:8], device_public_key_pem=pem)))
+            bdk_key_ref="bdk", ksn=KSN[:9], device_public_key_pem=pem)))
         assert field_violations_of(error) == [
-            ("ksn", "must be 10 bytes, got 8"),
+            ("ksn", "must be 10 bytes (TDES KSN), 8 (AES initial key id) or 12 (AES KSN), "
+                    "got 9"),
             ("device_public_key_pem", "RSA key must be at least 2048 bits, got 1024"),
         ]
 
@@ -330,7 +331,7 @@ def test_field_violations_carry_a_bad_request_for_each_field(hsm: Any) -> None:
             cvk_key_ref="", pan="4111111111111112", expiry_yymm="2913", service_code="20")))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field_violations_of(error) == [
-            ("cvk_key_ref", "is required (a key id or label)"),
+            ("cvk_key_ref", "is required (a key id, a label or a key block under the LMK)"),
             ("pan", "fails the Luhn check"),
             ("expiry_yymm", "month must be 01 to 12"),
             ("service_code", "must be 3 digits, got 2 characters"),

@@ -1,0 +1,181 @@
+"""What each kind of key is for: the HSM's key-usage policy, kept as data.
+
+Every key rests as a TR-31 key block whose header carries its usage (``P0`` PIN encryption,
+``C0`` card verification...), algorithm, mode of use (``B`` both ways, ``G`` generate only,
+``V`` verify only, ``X`` derive...) and exportability (``E``, ``N``, ``S``). The key *type*
+(``ZPK``, ``TPK``, ...) is this HSM's name for a usage in a role; it rides in the proprietary
+optional block ``01`` because TR-31 has one usage, ``P0``, for both zone and terminal PIN keys.
+
+:data:`KEY_TYPES` says, per type, its usage, the algorithms and modes it may have and its
+defaults. Each command states what it needs with a :class:`Need`; :func:`check` enforces it and
+its messages name the field, the key, what the key is, and what the command needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hsm_sim.algorithms import keyblock
+
+TDES = frozenset({"TDES_2KEY", "TDES_3KEY"})
+AES = frozenset({"AES_128", "AES_192", "AES_256"})
+
+KEY_LENGTHS: dict[str, int] = {
+    "TDES_2KEY": 16, "TDES_3KEY": 24, "AES_128": 16, "AES_192": 24, "AES_256": 32,
+    "HMAC_SHA256": 32,
+}
+#: Header algorithm letter of each algorithm; the key's length tells TDES 2-key from 3-key.
+ALGORITHM_LETTER = {"TDES_2KEY": "T", "TDES_3KEY": "T", "AES_128": "A", "AES_192": "A",
+                    "AES_256": "A", "HMAC_SHA256": "H"}
+_FROM_LETTER = {("T", 16): "TDES_2KEY", ("T", 24): "TDES_3KEY", ("A", 16): "AES_128",
+                ("A", 24): "AES_192", ("A", 32): "AES_256", ("H", 32): "HMAC_SHA256"}
+#: The proprietary optional block that names this HSM's key type.
+TYPE_BLOCK = "01"
+
+
+@dataclass(frozen=True)
+class KeyTypeSpec:
+    usages: tuple[str, ...]  # the first is the one new keys get
+    algorithms: frozenset[str]
+    modes: frozenset[str]
+    default_mode: str
+    default_exportability: str
+    description: str
+
+    def usage_for(self, algorithm: str) -> str:
+        """The usage a new key of this type gets (a MAC key's depends on its cipher)."""
+        if self.usages == ("M3", "M6"):
+            return "M6" if algorithm in AES else "M3"
+        return self.usages[0]
+
+
+KEY_TYPES: dict[str, KeyTypeSpec] = {
+    "BDK": KeyTypeSpec(("B0",), frozenset({"TDES_2KEY"}) | AES, frozenset("X"), "X", "N",
+                       "DUKPT base derivation key"),
+    "ZPK": KeyTypeSpec(("P0",), TDES | AES, frozenset("BED"), "B", "E", "zone PIN key"),
+    "TPK": KeyTypeSpec(("P0",), TDES | AES, frozenset("BED"), "B", "E", "terminal PIN key"),
+    "ZMK": KeyTypeSpec(("K0", "K1"), TDES | AES, frozenset("BED"), "B", "N",
+                       "zone master key (key-encrypting key)"),
+    "PVK": KeyTypeSpec(("V0", "V1", "V2"), TDES, frozenset("CGV"), "C", "N",
+                       "PIN verification key"),
+    "CVK": KeyTypeSpec(("C0",), frozenset({"TDES_2KEY"}), frozenset("CGV"), "C", "N",
+                       "card verification key"),
+    "DEK": KeyTypeSpec(("D0",), frozenset({"AES_256"}), frozenset("BED"), "B", "N",
+                       "data encryption key"),
+    "HMAC": KeyTypeSpec(("M7",), frozenset({"HMAC_SHA256"}), frozenset("CGV"), "C", "N",
+                        "keyed-hash key"),
+    "TAK": KeyTypeSpec(("M3", "M6"), TDES | AES, frozenset("CGV"), "C", "E", "MAC key"),
+    "IMK_AC": KeyTypeSpec(("E0",), frozenset({"TDES_2KEY"}), frozenset("X"), "X", "N",
+                          "EMV issuer master key for application cryptograms"),
+    "IMK_SMI": KeyTypeSpec(("E2",), frozenset({"TDES_2KEY"}), frozenset("X"), "X", "N",
+                           "EMV issuer master key for secure messaging integrity"),
+    "IMK_SMC": KeyTypeSpec(("E1",), frozenset({"TDES_2KEY"}), frozenset("X"), "X", "N",
+                           "EMV issuer master key for secure messaging confidentiality"),
+}
+#: The type a key block from elsewhere gets when it has no type block and none is asked for.
+TYPE_OF_USAGE = {"B0": "BDK", "P0": "ZPK", "K0": "ZMK", "K1": "ZMK", "V0": "PVK", "V1": "PVK",
+                 "V2": "PVK", "C0": "CVK", "D0": "DEK", "M7": "HMAC", "M3": "TAK", "M6": "TAK",
+                 "E0": "IMK_AC", "E2": "IMK_SMI", "E1": "IMK_SMC"}
+
+
+class UsageError(Exception):
+    """A key used against its usage, mode of use or exportability; the message says which."""
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """What a key is, as its key block header says."""
+
+    key_type: str
+    algorithm: str
+    usage: str
+    mode_of_use: str
+    exportability: str
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a command needs of one key: its type(s), usable modes, and optionally usages."""
+
+    types: tuple[str, ...]
+    modes: str
+    usages: tuple[str, ...] = ()
+    algorithms: frozenset[str] = frozenset()
+
+
+def new_attributes(key_type: str, algorithm: str, mode_of_use: str = "",
+                   exportability: str = "") -> Attributes:
+    """Attributes of a new key, defaults filled in; ValueError naming the field if not allowed."""
+    spec = KEY_TYPES.get(key_type)
+    if spec is None:
+        raise ValueError(f"key_type: unknown key type {key_type!r}; one of {', '.join(KEY_TYPES)}")
+    if algorithm not in spec.algorithms:
+        allowed = ", ".join(sorted(spec.algorithms))
+        raise ValueError(f"algorithm: a {key_type} key must be one of {allowed}, not {algorithm}")
+    mode = mode_of_use or spec.default_mode
+    if mode not in spec.modes:
+        raise ValueError(f"mode_of_use: a {key_type} key may have mode "
+                         f"{', '.join(sorted(spec.modes))}, not {mode!r}")
+    export = exportability or spec.default_exportability
+    if export not in keyblock.EXPORTABILITY:
+        raise ValueError(f"exportability: must be E, N or S, not {export!r}")
+    return Attributes(key_type, algorithm, spec.usage_for(algorithm), mode, export)
+
+
+def from_header(header: keyblock.Header, key_length: int, key_type: str = "") -> Attributes:
+    """The attributes a key block's header gives its key; ValueError when this HSM has no use
+    for such a key. ``key_type`` (or the header's type block) settles P0: ZPK or TPK."""
+    blocks = dict(header.optional_blocks)
+    key_type = key_type or blocks.get(TYPE_BLOCK, "") or TYPE_OF_USAGE.get(header.key_usage, "")
+    spec = KEY_TYPES.get(key_type)
+    if spec is None:
+        raise ValueError(f"key_block: key usage {header.key_usage} "
+                         f"({keyblock.KEY_USAGES.get(header.key_usage, 'unknown')}) has no use "
+                         "in this HSM")
+    if header.key_usage not in spec.usages:
+        raise ValueError(f"key_block: usage {header.key_usage} does not fit a {key_type} key "
+                         f"({'/'.join(spec.usages)})")
+    algorithm = _FROM_LETTER.get((header.algorithm, key_length))
+    if algorithm is None or algorithm not in spec.algorithms:
+        raise ValueError(f"key_block: a {key_length}-byte key of algorithm {header.algorithm} "
+                         f"cannot be a {key_type} key")
+    if header.mode_of_use not in spec.modes:
+        raise ValueError(f"key_block: mode of use {header.mode_of_use} does not fit a "
+                         f"{key_type} key ({', '.join(sorted(spec.modes))})")
+    return Attributes(key_type, algorithm, header.key_usage, header.mode_of_use,
+                      header.exportability)
+
+
+def header(attributes: Attributes, *, version: str = "D",
+           blocks: tuple[tuple[str, str], ...] = ()) -> keyblock.Header:
+    """The TR-31 header of a key with ``attributes``, with its type block and ``blocks``."""
+    return keyblock.Header(
+        version, attributes.usage, ALGORITHM_LETTER[attributes.algorithm],
+        attributes.mode_of_use, "00", attributes.exportability,
+        optional_blocks=((TYPE_BLOCK, attributes.key_type), *blocks))
+
+
+def check(field: str, shown: str, attributes: Attributes, need: Need, command: str) -> None:
+    """Raises :class:`UsageError` unless a key fits ``need`` for ``command``."""
+    if attributes.key_type not in need.types:
+        wanted = " or ".join(need.types)
+        raise UsageError(
+            f"{field}: key {shown} is a {attributes.key_type} ({attributes.usage}, "
+            f"{keyblock.KEY_USAGES.get(attributes.usage, '')}); {command} needs a {wanted}")
+    if need.usages and attributes.usage not in need.usages:
+        raise UsageError(f"{field}: key {shown} has usage {attributes.usage}; {command} needs "
+                         f"usage {' or '.join(need.usages)}")
+    if need.algorithms and attributes.algorithm not in need.algorithms:
+        raise UsageError(f"{field}: key {shown} is {attributes.algorithm}; {command} needs "
+                         f"{' or '.join(sorted(need.algorithms))}")
+    if attributes.mode_of_use not in need.modes:
+        raise UsageError(
+            f"{field}: key {shown} has mode of use {attributes.mode_of_use} "
+            f"({keyblock.MODES_OF_USE.get(attributes.mode_of_use, '')}); {command} needs mode "
+            f"{' or '.join(need.modes)}")
+
+
+def check_exportable(field: str, shown: str, attributes: Attributes) -> None:
+    if attributes.exportability not in ("E", "S"):
+        raise UsageError(f"{field}: key {shown} is not exportable (exportability "
+                         f"{attributes.exportability}); it can never leave this HSM")
