@@ -31,7 +31,9 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
+import queue
 import re
 import sys
 import threading
@@ -45,6 +47,8 @@ from typing import Any
 from cardswitch.cards import mask_pans_in
 from cardswitch.config import var_dir
 from hsm_sim import lmk
+
+_log = logging.getLogger(__name__)
 
 AUDIT_FILE_ENV = "CARDSWITCH_HSM_AUDIT_FILE"
 KEY_LABEL = b"cardswitch.hsm.audit.v1"
@@ -266,9 +270,11 @@ class AuditLog:
         keys: Sequence[KeyUse] = (),
         result: str = "ok",
         detail: str = "",
+        sync: bool | None = None,
     ) -> None:
         """Appends one record; :class:`ValueError` names a bad argument, :class:`AuditError`
-        says the log can no longer be appended to."""
+        says the log can no longer be appended to. ``sync=False`` leaves the fsync to a later
+        :meth:`sync` (one for a batch); by default the log's ``fsync`` setting decides."""
         if interface not in INTERFACES:
             raise ValueError(f"interface: must be one of {sorted(INTERFACES)}, got {interface!r}")
         if len(detail) > MAX_DETAIL:
@@ -291,7 +297,7 @@ class AuditLog:
             line = _canonical(record) + b"\n"
             try:
                 written = os.write(self._fd, line)
-                if self._fsync:
+                if self._fsync if sync is None else sync:
                     os.fsync(self._fd)
             except OSError as exc:
                 self._broken = f"writing record {record['seq']} failed: {exc}"
@@ -300,6 +306,17 @@ class AuditLog:
                 self._broken = f"record {record['seq']} was written only in part"
                 raise AuditError(f"audit log {self.path}: {self._broken}")
             self._seq, self._prev = record["seq"], record["mac"]
+
+    def sync(self) -> None:
+        """Makes every record appended so far durable (one fsync)."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                self._broken = f"fsync after record {self._seq} failed: {exc}"
+                raise AuditError(f"audit log {self.path}: {self._broken}") from exc
 
     def close(self) -> None:
         """Releases the file; further records raise :class:`AuditError`."""
@@ -319,6 +336,56 @@ class AuditLog:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class AuditWriter:
+    """Takes records from the event loop without blocking it; a thread appends them in order.
+
+    The HSM answers a command without waiting for its record's fsync: the writer appends every
+    queued record, then fsyncs once for the batch, so auditing costs a queue put per command and
+    an fsync per batch rather than per record. What a crash can lose is the last batch (at most
+    a few milliseconds of records), never a record in the middle of the chain.
+    """
+
+    def __init__(self, log: AuditLog) -> None:
+        self.log = log
+        self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="hsm-audit", daemon=True)
+        self._thread.start()
+
+    def submit(self, command: str, *, interface: str, keys: Sequence[KeyUse] = (),
+               result: str = "ok", detail: str = "") -> None:
+        self._queue.put({"command": command, "interface": interface, "keys": tuple(keys),
+                         "result": result, "detail": detail})
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch = [item]
+            while item is not None:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(item)
+            for record in batch:
+                if record is not None:
+                    try:
+                        self.log.record(**record, sync=False)
+                    except (AuditError, ValueError) as exc:
+                        _log.error("audit record for %s not written: %s", record["command"], exc)
+            try:
+                self.log.sync()
+            except AuditError as exc:
+                _log.error("%s", exc)
+            if batch[-1] is None:
+                return
+
+    def close(self) -> None:
+        """Writes what is queued, then closes the log."""
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self.log.close()
 
 
 def register(commands: Any) -> None:

@@ -11,7 +11,7 @@ import grpc
 
 from cardswitch.errors import field_violations_of
 from cardswitch.v1 import hsm_pb2, hsm_pb2_grpc
-from hsm_sim import lmk
+from hsm_sim import audit, lmk
 
 DEFAULT_HSM = "127.0.0.1:7100"
 
@@ -44,6 +44,8 @@ def register(sub: Any) -> None:
     serve.add_argument("--metrics-port", type=int, default=0)
     serve.add_argument("--host", default="127.0.0.1")
     serve.set_defaults(func=cmd_serve)
+
+    audit.register(commands)
 
     key = commands.add_parser("key", help="manage keys in a running HSM")
     key_commands = key.add_subparsers(dest="key_command", metavar="COMMAND", required=True)

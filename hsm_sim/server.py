@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from cardswitch import config, db, grpcserver, logs
 from cardswitch.v1 import hsm_pb2_grpc
-from hsm_sim import keystore, lmk
+from hsm_sim import audit, keystore, lmk
 from hsm_sim.service import HsmServicer
 
 log = logging.getLogger(__name__)
@@ -23,9 +23,17 @@ class RunningHsm:
     server: grpc.aio.Server
     port: int
     engine: Engine
+    servicer: HsmServicer
 
     async def close(self) -> None:
         self.engine.dispose()
+        if self.servicer.audit is not None:
+            self.servicer.audit.close()
+
+
+def open_audit() -> audit.AuditWriter:
+    """The audit log under the LMK's audit key, written by a background thread."""
+    return audit.AuditWriter(audit.AuditLog(audit.default_path(), audit.audit_key(lmk.load())))
 
 
 def open_store(url: str | None = None) -> tuple[keystore.KeyStore, Engine]:
@@ -54,11 +62,12 @@ async def start(port: int = 0, metrics_port: int = 0, host: str = "127.0.0.1",
                 url: str | None = None) -> RunningHsm:
     """Starts serving on ``host:port`` (0 picks a free port) and returns the bound port."""
     store, engine = open_store(url)
+    servicer = HsmServicer(store, open_audit())
     service = grpcserver.Service(hsm_pb2_grpc.add_HsmServiceServicer_to_server,
-                                 HsmServicer(store), SERVICE_NAME)
+                                 servicer, SERVICE_NAME)
     server, bound = await grpcserver.start([service], host=host, port=port,
                                            metrics_port=metrics_port)
-    return RunningHsm(server, bound, engine)
+    return RunningHsm(server, bound, engine, servicer)
 
 
 async def serve(port: int, metrics_port: int = 0, host: str = "127.0.0.1") -> None:

@@ -17,9 +17,11 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
+from typing import Any
 
 import grpc
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
@@ -33,6 +35,7 @@ from cardswitch.cards import mask_pans_in, validate_pan
 from cardswitch.v1 import common_pb2, hsm_pb2, hsm_pb2_grpc
 from hsm_sim import keystore, usage
 from hsm_sim.algorithms import cvv, dukpt, dukpt_aes, emv, ibm3624, kcv, mac, pinblock, tdes
+from hsm_sim.audit import AuditWriter, KeyUse
 from hsm_sim.usage import Need
 
 log = logging.getLogger(__name__)
@@ -199,8 +202,9 @@ def _write_pin(pin_format: common_pb2.PinBlockFormat, key: bytes, pin: str, pan:
 class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
     """``cardswitch.v1.HsmService`` over a :class:`keystore.KeyStore`."""
 
-    def __init__(self, store: keystore.KeyStore) -> None:
+    def __init__(self, store: keystore.KeyStore, audit: AuditWriter | None = None) -> None:
         self._store = store
+        self.audit = audit
 
     async def _lookup(self, field: str, key_ref: str) -> keystore.Key:
         """The key named ``key_ref`` (id, label or key block under the LMK), from memory or
@@ -217,6 +221,10 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
             raise errors.FieldViolations([(field, str(exc).removeprefix("key_block: "))]) from None
         if key is None:
             raise errors.NotFound(f"{field}: no key with id or label {_shown(key_ref)}")
+        uses = _KEY_USES.get()
+        if uses is not None:
+            uses.append(KeyUse(field.removesuffix("_key_ref"),
+                               key.label or key.key_id or "by value", key.kcv, key.usage))
         return key
 
     async def _key(self, field: str, key_ref: str, need: Need,
@@ -742,6 +750,39 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
         result = hsm_pb2.HsmResult(id=command.id)
         getattr(result, which).CopyFrom(response)
         return result
+
+
+#: Set by whoever calls a command: the audit log's "interface" (grpc, or host for payShield).
+interface: ContextVar[str] = ContextVar("interface", default="grpc")
+_KEY_USES: ContextVar[list[KeyUse] | None] = ContextVar("key_uses", default=None)
+_RESULTS = ((errors.FieldViolations, "INVALID_ARGUMENT"), (errors.Conflict, "FAILED_PRECONDITION"),
+            (errors.NotFound, "NOT_FOUND"), (errors.AlreadyExists, "ALREADY_EXISTS"))
+
+
+def _audited(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Wraps an RPC so each call is audited: its keys (by label and KCV) and its result."""
+    @wraps(method)
+    async def run(self: HsmServicer, request: Any, context: Any) -> Any:
+        uses: list[KeyUse] = []
+        token = _KEY_USES.set(uses)
+        result = "INTERNAL"
+        try:
+            response = await method(self, request, context)
+            result = "NOT_VERIFIED" if getattr(response, "verified", True) is False else "ok"
+            return response
+        except Exception as exc:
+            result = next((code for kind, code in _RESULTS if isinstance(exc, kind)), result)
+            raise
+        finally:
+            _KEY_USES.reset(token)
+            if self.audit is not None:
+                self.audit.submit(name, interface=interface.get(), keys=uses, result=result)
+    return run
+
+
+for _name in hsm_pb2.DESCRIPTOR.services_by_name["HsmService"].methods_by_name:
+    if _name != "Execute":
+        setattr(HsmServicer, _name, _audited(_name, getattr(HsmServicer, _name)))
 
 
 # What each command needs of its keys: the key types and the modes of use that allow the

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import signal
@@ -27,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cardswitch.config import ROOT
 from cardswitch.errors import field_violations_of
 from cardswitch.v1 import common_pb2, hsm_pb2, hsm_pb2_grpc
-from hsm_sim import lmk, server
+from hsm_sim import audit, lmk, server
 from hsm_sim.algorithms import dukpt, tdes
 
 pytestmark = pytest.mark.filterwarnings(
@@ -444,3 +445,36 @@ def test_serve_announces_its_port_and_stops_cleanly_on_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+def test_every_command_is_audited_with_its_keys_and_result_and_no_secret(
+        hsm: Any, tmp_path: Path) -> None:
+    async def scenario(stub: Any) -> None:
+        await standard_keys(stub)
+        await stub.VerifyPin(hsm_pb2.VerifyPinRequest(
+            zpk_key_ref="zpk", pvk_key_ref="pvk", pin_block=under_zpk("1234"), pan=PAN,
+            offset="0000"))
+        await failure(stub.GenerateCvv(hsm_pb2.GenerateCvvRequest(
+            cvk_key_ref="zpk", pan=PAN, expiry_yymm="2812", service_code="101")))
+
+    hsm(scenario)  # stopping the HSM flushes and closes the log
+
+    log_path = tmp_path / "hsm" / "audit.log"
+    report = audit.verify(log_path, audit.audit_key(lmk.load()))
+    assert report.ok and report.records == 8
+    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert [r["command"] for r in records] == ["ImportKey"] * 5 + ["GenerateKey", "VerifyPin",
+                                                                   "GenerateCvv"]
+    verify = records[6]
+    assert verify["interface"] == "grpc" and verify["result"] in ("ok", "NOT_VERIFIED")
+    assert [(k["role"], k["ref"], k["usage"]) for k in verify["keys"]] == [
+        ("zpk", "zpk", "P0"), ("pvk", "pvk", "V0")]
+    assert verify["keys"][0]["kcv"] == tdes.encrypt_ecb(ZPK, bytes(8))[:3].hex().upper()
+    assert records[7]["result"] == "FAILED_PRECONDITION"
+    text = log_path.read_text().upper()
+    for secret in (TEST_KEY.hex().upper(), ZPK.hex().upper(), under_zpk("1234").hex().upper(),
+                   PAN):
+        assert secret not in text
