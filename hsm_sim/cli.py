@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import sys
 from typing import Any
 
@@ -39,6 +40,12 @@ def register(sub: Any) -> None:
                       help="print each clear component (for a key ceremony drill only)")
     init.set_defaults(func=cmd_init)
 
+    enter = commands.add_parser(
+        "lmk-load", help="form the LMK from components its custodians enter one after another")
+    enter.add_argument("--components", type=int, choices=(2, 3), default=2)
+    enter.add_argument("--force", action="store_true", help="replace an existing LMK")
+    enter.set_defaults(func=cmd_lmk_load)
+
     serve = commands.add_parser("serve", help="run the HSM gRPC service")
     serve.add_argument("--port", type=int, default=7100)
     serve.add_argument("--metrics-port", type=int, default=0)
@@ -71,6 +78,36 @@ def cmd_init(args: argparse.Namespace) -> int:
                                                strict=True), start=1):
         shown = f"  {component.hex().upper()}" if args.show_components else ""
         print(f"component {i} KCV {check}{shown}")
+    print(f"LMK written to {made.path} (mode 600), KCV {made.kcv}")
+    return 0
+
+
+def _read_component(number: int, total: int) -> bytes:
+    """One custodian's component: typed without echo at a terminal, else a line of stdin."""
+    prompt = f"component {number} of {total} (64 hex digits): "
+    if sys.stdin.isatty():
+        text = getpass.getpass(prompt)
+    else:
+        print(prompt, end="", file=sys.stderr, flush=True)
+        text = sys.stdin.readline()
+    text = text.strip()
+    if len(text) != 2 * lmk.LMK_LENGTH or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise ValueError(f"component {number}: must be {2 * lmk.LMK_LENGTH} hex digits, got "
+                         f"{len(text)} characters")
+    return bytes.fromhex(text)
+
+
+def cmd_lmk_load(args: argparse.Namespace) -> int:
+    components = []
+    for number in range(1, args.components + 1):
+        part = _read_component(number, args.components)
+        print(f"component {number} KCV {lmk.check_value(part)}", file=sys.stderr)
+        components.append(part)
+    try:
+        made = lmk.from_components(components, force=args.force)
+    except lmk.LmkError as exc:
+        print(f"cardswitch hsm lmk-load: {exc}", file=sys.stderr)
+        return 1
     print(f"LMK written to {made.path} (mode 600), KCV {made.kcv}")
     return 0
 

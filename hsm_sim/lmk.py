@@ -84,6 +84,32 @@ def create(components: int = 2, *, force: bool = False, path: Path | None = None
     return NewLmk(path, check_value(lmk), tuple(check_value(p) for p in parts), parts)
 
 
+def from_components(components: list[bytes], *, force: bool = False,
+                    path: Path | None = None) -> NewLmk:
+    """Writes the XOR of components entered by their custodians as the LMK (dual control).
+
+    Each component must be 32 bytes and no two may be equal (equal components cancel out).
+    """
+    if len(components) not in (2, 3):
+        raise ValueError(f"components: must be 2 or 3, got {len(components)}")
+    for i, part in enumerate(components, start=1):
+        if len(part) != LMK_LENGTH:
+            raise ValueError(f"component {i}: must be {LMK_LENGTH} bytes ({2 * LMK_LENGTH} hex "
+                             f"digits), got {len(part)}")
+    if len(set(components)) != len(components):
+        raise ValueError("components: two components are equal; each custodian needs their own")
+    path = path or lmk_path()
+    if path.exists() and not force:
+        raise LmkError(f"an LMK already exists at {path}; refusing to overwrite it. "
+                       "Use --force to replace it.")
+    lmk = reduce(lambda a, b: bytes(x ^ y for x, y in zip(a, b, strict=True)), components)
+    _write_private(path, lmk)
+    log.info("LMK loaded from %d components at %s (KCV %s)", len(components), path,
+             check_value(lmk))
+    return NewLmk(path, check_value(lmk), tuple(check_value(p) for p in components),
+                  tuple(components))
+
+
 def _write_private(path: Path, data: bytes) -> None:
     """Writes ``data`` to a 0600 temporary file beside ``path`` and renames it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import stat
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -290,3 +293,33 @@ def test_key_store_works_on_postgresql(pg_schema_url: str) -> None:
         assert keyblock.unwrap(MASTER, stored)[1] == TEST_KEY
     finally:
         engine.dispose()
+
+
+def test_lmk_is_formed_from_components_entered_by_their_custodians(tmp_path: Path) -> None:
+    first, second = bytes(range(32)), bytes(range(100, 132))
+    env = {**os.environ, "CARDSWITCH_VAR": str(tmp_path)}
+    env.pop("CARDSWITCH_LMK_FILE", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "cardswitch.cli", "hsm", "lmk-load", "--components", "2"],
+        input=f"{first.hex()}\n{second.hex()}\n", capture_output=True, text=True, env=env,
+        timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    lmk_key = (tmp_path / "hsm" / "lmk.key").read_bytes()
+    assert lmk_key == bytes(a ^ b for a, b in zip(first, second, strict=True))
+    assert f"component 1 KCV {lmk.check_value(first)}" in done.stderr
+    assert f"KCV {lmk.check_value(lmk_key)}" in done.stdout
+    assert first.hex() not in done.stdout + done.stderr  # components are never echoed
+
+    again = subprocess.run(
+        [sys.executable, "-m", "cardswitch.cli", "hsm", "lmk-load"],
+        input=f"{first.hex()}\n{'zz' * 32}\n", capture_output=True, text=True, env=env,
+        timeout=60, check=False)
+    assert again.returncode == 2
+    assert "component 2: must be 64 hex digits" in again.stderr
+
+
+def test_lmk_components_must_differ_and_be_32_bytes(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="two components are equal"):
+        lmk.from_components([bytes(32), bytes(32)], path=tmp_path / "lmk.key")
+    with pytest.raises(ValueError, match="component 2: must be 32 bytes"):
+        lmk.from_components([bytes(32), bytes(16)], path=tmp_path / "lmk.key")
