@@ -8,7 +8,8 @@ switch + HSM + issuer over ISO 8583 with the journal on PostgreSQL. Steps:
   4. open loop at 25% of the peak                   -> light_p50_ms, light_p99_ms (no queueing)
 While steps 1 and 2 run, the CPU each process spends is read from /proc (bench/cpu.py) and
 shown per request: on a box with few cores that, not waiting, bounds the rates.
-Writes ``bench/results/latest.json`` and prints both tables.
+Writes ``bench/results/latest.json`` and prints both tables. ``./run bench hsm`` measures the
+HSM alone (bench/hsm.py).
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ async def _authorize_loads(cluster: Cluster, duration: float, concurrency: int,
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["hsm"]:
+        from bench import hsm
+        return hsm.main(argv[1:])
     p = argparse.ArgumentParser(prog="./run bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=15.0, help="seconds per measurement")

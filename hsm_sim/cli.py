@@ -50,6 +50,9 @@ def register(sub: Any) -> None:
     serve.add_argument("--port", type=int, default=7100)
     serve.add_argument("--metrics-port", type=int, default=0)
     serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host-port", type=int, default=None,
+                       help="also serve the payShield-style host interface on this TCP port "
+                            "(0 picks a free one; see docs/hsm-host-interface.md)")
     serve.set_defaults(func=cmd_serve)
 
     audit.register(commands)
@@ -116,7 +119,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from hsm_sim import server  # imports the gRPC server stack only for this command
 
     try:
-        asyncio.run(server.serve(args.port, args.metrics_port, args.host))
+        asyncio.run(server.serve(args.port, args.metrics_port, args.host, args.host_port))
     except lmk.LmkError as exc:
         print(f"cardswitch hsm serve: {exc}", file=sys.stderr)
         return 1
