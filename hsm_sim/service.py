@@ -283,13 +283,15 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
             zmk = await self._key("zmk_key_ref", request.zmk_key_ref, KEK_WRAP, "GenerateKey")
         key = self._store.new_key(attributes, keystore.random_key(attributes.algorithm),
                                   request.label)
-        if zmk is not None:
+        zmk_block = ""
+        if zmk is not None:  # before storing: a key that cannot go under the ZMK is not made
             _exportable("zmk_key_ref", key)
+            zmk_block = _export(key, zmk)
         if request.label:
             key = await self._store_key(key)
         return hsm_pb2.GenerateKeyResponse(
             key=key_info_message(key), lmk_key_block=self._store.lmk_block(key),
-            zmk_key_block=self._store.export_block(key, zmk) if zmk else "")
+            zmk_key_block=zmk_block)
 
     async def ImportKey(self, request: hsm_pb2.ImportKeyRequest,
                         context: grpc.aio.ServicerContext) -> hsm_pb2.ImportKeyResponse:
@@ -364,10 +366,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
         key = await self._lookup("key_ref", request.key_ref)
         zmk = await self._key("zmk_key_ref", request.zmk_key_ref, KEK_WRAP, "ExportKey")
         _exportable("key_ref", key)
-        try:
-            block = self._store.export_block(key, zmk)
-        except ValueError as exc:
-            raise errors.Conflict(f"zmk_key_ref: cannot wrap key {key.name}: {exc}") from None
+        block = _export(key, zmk)
         log.info("exported key %s (KCV %s) under ZMK %s (KCV %s)", key.name, key.kcv, zmk.name,
                  zmk.kcv)
         return hsm_pb2.ExportKeyResponse(key_block=block, kcv=key.kcv)
@@ -447,7 +446,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
                 pinblock.check_translation(PIN_FORMATS[source_format],
                                            PIN_FORMATS[destination_format], pan_supplied=True)
             except ValueError as exc:
-                v.add("destination_format", f"{exc} (PCI PIN 3-3)")
+                v.add("destination_format", str(exc).removeprefix("translation: "))
         v.check()
         destination = await self._key("destination_zpk_key_ref", request.destination_zpk_key_ref,
                                       ZPK_ENCRYPT, "TranslatePin")
@@ -747,6 +746,10 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
             return _error_result(command.id, grpc.StatusCode.NOT_FOUND, str(exc))
         except errors.AlreadyExists as exc:
             return _error_result(command.id, grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        except Exception as exc:  # one command's failure is its result, not the stream's end
+            log.exception("Execute: command %d (%s) failed", command.id, which)
+            return _error_result(command.id, grpc.StatusCode.INTERNAL,
+                                 f"{which}: internal error ({type(exc).__name__})")
         result = hsm_pb2.HsmResult(id=command.id)
         getattr(result, which).CopyFrom(response)
         return result
@@ -836,6 +839,14 @@ def _error_result(command_id: int, code: grpc.StatusCode, message: str,
     return hsm_pb2.HsmResult(id=command_id, error=hsm_pb2.CommandError(
         code=code.value[0], message=message, field_violations=[
             hsm_pb2.FieldViolation(field=f, description=d) for f, d in violations or []]))
+
+
+def _export(key: keystore.Key, zmk: keystore.Key) -> str:
+    try:
+        return keystore.KeyStore.export_block(key, zmk)
+    except ValueError as exc:
+        raise errors.Conflict(f"zmk_key_ref: cannot wrap key {key.name} under ZMK {zmk.name}: "
+                              f"{exc}") from None
 
 
 def _exportable(field: str, key: keystore.Key) -> None:

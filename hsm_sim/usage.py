@@ -64,7 +64,9 @@ KEY_TYPES: dict[str, KeyTypeSpec] = {
                        "data encryption key"),
     "HMAC": KeyTypeSpec(("M7",), frozenset({"HMAC_SHA256"}), frozenset("CGV"), "C", "N",
                         "keyed-hash key"),
-    "TAK": KeyTypeSpec(("M3", "M6"), TDES | AES, frozenset("CGV"), "C", "E", "MAC key"),
+    # Retail MAC (ISO 9797-1 algorithm 3) is defined for a double-length key: K1 || K2.
+    "TAK": KeyTypeSpec(("M3", "M6"), frozenset({"TDES_2KEY"}) | AES, frozenset("CGV"), "C", "E",
+                       "MAC key"),
     "IMK_AC": KeyTypeSpec(("E0",), frozenset({"TDES_2KEY"}), frozenset("X"), "X", "N",
                           "EMV issuer master key for application cryptograms"),
     "IMK_SMI": KeyTypeSpec(("E2",), frozenset({"TDES_2KEY"}), frozenset("X"), "X", "N",
