@@ -19,7 +19,9 @@ DEFAULT_HSM = "127.0.0.1:7100"
 KEY_TYPES = {
     "zpk": hsm_pb2.KEY_TYPE_ZPK, "bdk": hsm_pb2.KEY_TYPE_BDK, "pvk": hsm_pb2.KEY_TYPE_PVK,
     "cvk": hsm_pb2.KEY_TYPE_CVK, "zmk": hsm_pb2.KEY_TYPE_ZMK, "dek": hsm_pb2.KEY_TYPE_DEK,
-    "hmac": hsm_pb2.KEY_TYPE_HMAC,
+    "hmac": hsm_pb2.KEY_TYPE_HMAC, "tpk": hsm_pb2.KEY_TYPE_TPK, "tak": hsm_pb2.KEY_TYPE_TAK,
+    "imk-ac": hsm_pb2.KEY_TYPE_IMK_AC, "imk-smi": hsm_pb2.KEY_TYPE_IMK_SMI,
+    "imk-smc": hsm_pb2.KEY_TYPE_IMK_SMC,
 }
 ALGORITHMS = {
     "tdes2": hsm_pb2.KEY_ALGORITHM_TDES_2KEY, "tdes3": hsm_pb2.KEY_ALGORITHM_TDES_3KEY,
