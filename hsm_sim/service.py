@@ -1,9 +1,10 @@
 """The HSM's gRPC service: key management and PIN, CVV and PAN commands over the key store.
 
-Every command checks its input (field violations name the field, never echo a PIN, a PAN or a
-key), then fetches its keys by reference and checks each key's type is the one the command
-needs, then runs the algorithm inline: a TDES or AES block costs microseconds, less than a hop
-to a thread pool. Only database work runs in a thread.
+Every command checks its input (:mod:`hsm_sim.checks`: field violations name the field, never
+echo a PIN, a PAN or a key), then fetches its keys by reference and checks each key's type,
+usage and mode of use against what the command needs (:mod:`hsm_sim.usage`), then runs the
+algorithm inline: a TDES or AES block costs microseconds, less than a hop to a thread pool. Only
+database work runs in a thread. Every call is audited (keys by label and KCV, and the result).
 
 A PIN block that does not decode under the given key is bad input for the call (the switch turns
 it into response code 55); a PIN or CVV that does not verify is a result (``verified=false``).
@@ -15,7 +16,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
@@ -24,117 +24,56 @@ from functools import lru_cache, wraps
 from typing import Any
 
 import grpc
-from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cardswitch import errors
-from cardswitch.cards import mask_pans_in, validate_pan
-from cardswitch.v1 import common_pb2, hsm_pb2, hsm_pb2_grpc
+from cardswitch.v1 import hsm_pb2, hsm_pb2_grpc
 from hsm_sim import keystore, usage
-from hsm_sim.algorithms import cvv, dukpt, dukpt_aes, emv, ibm3624, kcv, mac, pinblock, tdes
+from hsm_sim.algorithms import cvv, dukpt, dukpt_aes, emv, ibm3624, kcv, mac, pinblock
 from hsm_sim.audit import AuditWriter, KeyUse
-from hsm_sim.usage import Need
+from hsm_sim.checks import (
+    HEX,
+    ISO_4,
+    PIN_FORMATS,
+    Violations,
+    check_pin_key,
+    check_transaction_ksn,
+    read_pin,
+    rsa_public_key,
+    shown,
+    validation_data,
+    write_pin,
+)
+from hsm_sim.usage import (
+    ARQC,
+    CVK_GENERATE,
+    CVK_VERIFY,
+    DEK_DECRYPT,
+    DEK_ENCRYPT,
+    DERIVE,
+    HMAC_GENERATE,
+    IBM3624_GENERATE,
+    IBM3624_VERIFY,
+    KEK_UNWRAP,
+    KEK_WRAP,
+    MAC_GENERATE,
+    MAC_VERIFY,
+    PIN_DECRYPT,
+    PVV_GENERATE,
+    PVV_VERIFY,
+    ZPK_ENCRYPT,
+    Need,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_COMPONENTS = 9
-MIN_RSA_BITS = 2048
 PAN_AAD = b"cardswitch.v1.pan"  # domain separation: only PANs are revealed as PANs
 _NONCE = 12
-_HEX = re.compile(r"[0-9A-Fa-f]+")  # always fullmatch: "$" would let a trailing newline in
-_DIGITS = re.compile(r"[0-9]+")
-
-
-@dataclass(frozen=True)
-class _PinBlockCodec:
-    iso_format: int
-    decode: Callable[[bytes, str], str]
-    encode: Callable[[str, str], bytes]
-    bound_to_pan: bool
-
-
-# The PIN block formats this HSM translates and verifies, keyed by the proto enum. Format 4
-# (AES, 16-byte blocks) is handled apart: its blocks are enciphered twice, not once.
-ISO_4 = common_pb2.PIN_BLOCK_FORMAT_ISO_4
-PIN_FORMATS = {common_pb2.PIN_BLOCK_FORMAT_ISO_0: 0, common_pb2.PIN_BLOCK_FORMAT_ISO_1: 1,
-               common_pb2.PIN_BLOCK_FORMAT_ISO_3: 3, ISO_4: 4}
-PIN_BLOCK_CODECS: dict[common_pb2.PinBlockFormat, _PinBlockCodec] = {
-    common_pb2.PIN_BLOCK_FORMAT_ISO_0: _PinBlockCodec(
-        0, pinblock.decode_iso0, pinblock.encode_iso0, True),
-    common_pb2.PIN_BLOCK_FORMAT_ISO_1: _PinBlockCodec(
-        1, lambda block, _pan: pinblock.decode_iso1(block),
-        lambda pin, _pan: pinblock.encode_iso1(pin), False),
-    common_pb2.PIN_BLOCK_FORMAT_ISO_3: _PinBlockCodec(
-        3, pinblock.decode_iso3, pinblock.encode_iso3, True),
-}
-
-
-class _Violations:
-    """Collects every (field, problem) of a request so the caller learns them all at once."""
-
-    def __init__(self) -> None:
-        self.found: list[tuple[str, str]] = []
-
-    def add(self, field: str, problem: str) -> None:
-        self.found.append((field, problem))
-
-    def key_ref(self, field: str, value: str) -> None:
-        if not value:
-            self.add(field, "is required (a key id, a label or a key block under the LMK)")
-        elif len(value) > 64 and not keystore.looks_like_key_block(value):
-            self.add(field, f"must be a key id or label of at most 64 characters, or a key "
-                            f"block under the LMK; got {len(value)} characters")
-
-    def pan(self, field: str, value: str) -> None:
-        problem = validate_pan(value, field) if _DIGITS.fullmatch(value) else "must be digits only"
-        if problem:
-            self.add(field, problem.removeprefix(f"{field}: "))
-
-    def digits(self, field: str, value: str, low: int, high: int) -> None:
-        if not (low <= len(value) <= high and _DIGITS.fullmatch(value)):
-            span = f"{low}" if low == high else f"{low} to {high}"
-            self.add(field, f"must be {span} digits, got {len(value)} characters")
-
-    def length(self, field: str, value: bytes, size: int) -> None:
-        if len(value) != size:
-            self.add(field, f"must be {size} bytes, got {len(value)}")
-
-    def pin_format(self, field: str,
-                   value: common_pb2.PinBlockFormat) -> common_pb2.PinBlockFormat:
-        """The format to use (unspecified means ISO 0); records a violation if unsupported."""
-        if value == common_pb2.PIN_BLOCK_FORMAT_UNSPECIFIED:
-            return common_pb2.PIN_BLOCK_FORMAT_ISO_0
-        if value not in PIN_FORMATS:
-            self.add(field, "unsupported; use PIN_BLOCK_FORMAT_ISO_0, _ISO_1, _ISO_3 or _ISO_4")
-        return value
-
-    def ibm3624_inputs(self, request: hsm_pb2.VerifyPinRequest | hsm_pb2.GeneratePinOffsetRequest,
-                       ) -> None:
-        if request.decimalization_table:
-            self.digits("decimalization_table", request.decimalization_table, 16, 16)
-        vd = request.validation_data
-        if vd and not (len(vd) == 16 and _HEX.fullmatch(vd)):
-            self.add("validation_data", f"must be 16 hex digits, got {len(vd)} characters")
-
-    def card(self, request: hsm_pb2.GenerateCvvRequest | hsm_pb2.VerifyCvvRequest) -> None:
-        self.key_ref("cvk_key_ref", request.cvk_key_ref)
-        self.pan("pan", request.pan)
-        self.digits("expiry_yymm", request.expiry_yymm, 4, 4)
-        if not self.found_for("expiry_yymm") and not 1 <= int(request.expiry_yymm[2:]) <= 12:
-            self.add("expiry_yymm", "month must be 01 to 12")
-        self.digits("service_code", request.service_code, 3, 3)
-
-    def found_for(self, field: str) -> bool:
-        return any(f == field for f, _ in self.found)
-
-    def check(self) -> None:
-        if self.found:
-            raise errors.FieldViolations(self.found)
-
-
 def _type_name(value: int) -> str | None:
     """``ZPK`` for ``KEY_TYPE_ZPK``; None for unspecified or unknown values."""
     if value == 0 or value not in hsm_pb2.KeyType.values():
@@ -161,44 +100,6 @@ def key_info_message(key: keystore.KeyInfo) -> hsm_pb2.KeyInfo:
     )
 
 
-def _shown(key_ref: str) -> str:
-    """A key reference as error text shows it (a PAN typed into the wrong field stays masked)."""
-    return repr(mask_pans_in(key_ref))
-
-
-def _check_pin_key(field: str, key: keystore.Key, pin_format: common_pb2.PinBlockFormat,
-                   format_field: str) -> None:
-    """ISO 4 blocks are AES; formats 0, 1 and 3 are TDES: the key must match the format."""
-    aes = key.algorithm in usage.AES
-    if aes != (pin_format == ISO_4):
-        wanted = "an AES" if pin_format == ISO_4 else "a TDES"
-        raise errors.FieldViolations([(
-            format_field, f"ISO format {PIN_FORMATS[pin_format]} needs {wanted} PIN key; "
-                          f"{field} names a {key.algorithm} key")])
-
-
-def _read_pin(pin_format: common_pb2.PinBlockFormat, key: bytes, block: bytes, pan: str) -> str:
-    iso = PIN_FORMATS[pin_format]
-    expected = 16 if pin_format == ISO_4 else 8
-    if len(block) != expected:
-        raise errors.FieldViolations([(
-            "pin_block", f"must be {expected} bytes for ISO format {iso}, got {len(block)}")])
-    try:
-        if pin_format == ISO_4:
-            return pinblock.decrypt_iso4(key, block, pan)
-        return PIN_BLOCK_CODECS[pin_format].decode(tdes.decrypt_ecb(key, block), pan)
-    except ValueError:
-        raise errors.FieldViolations([(
-            "pin_block", f"does not decode as an ISO format {iso} PIN block under the given key",
-        )]) from None
-
-
-def _write_pin(pin_format: common_pb2.PinBlockFormat, key: bytes, pin: str, pan: str) -> bytes:
-    if pin_format == ISO_4:
-        return pinblock.encrypt_iso4(key, pin, pan)
-    return tdes.encrypt_ecb(key, PIN_BLOCK_CODECS[pin_format].encode(pin, pan))
-
-
 class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
     """``cardswitch.v1.HsmService`` over a :class:`keystore.KeyStore`."""
 
@@ -220,7 +121,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
         except ValueError as exc:
             raise errors.FieldViolations([(field, str(exc).removeprefix("key_block: "))]) from None
         if key is None:
-            raise errors.NotFound(f"{field}: no key with id or label {_shown(key_ref)}")
+            raise errors.NotFound(f"{field}: no key with id or label {shown(key_ref)}")
         uses = _KEY_USES.get()
         if uses is not None:
             uses.append(KeyUse(field.removesuffix("_key_ref"),
@@ -237,7 +138,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
             raise errors.Conflict(str(exc)) from None
         return key
 
-    def _new_key_attributes(self, v: _Violations, label: str, key_type_value: int,
+    def _new_key_attributes(self, v: Violations, label: str, key_type_value: int,
                             algorithm_value: int, mode_of_use: str = "",
                             exportability: str = "", *, label_required: bool = True,
                             ) -> usage.Attributes | None:
@@ -270,7 +171,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
 
     async def GenerateKey(self, request: hsm_pb2.GenerateKeyRequest,
                           context: grpc.aio.ServicerContext) -> hsm_pb2.GenerateKeyResponse:
-        v = _Violations()
+        v = Violations()
         attributes = self._new_key_attributes(
             v, request.label, request.key_type, request.algorithm, request.mode_of_use,
             request.exportability, label_required=False)
@@ -297,7 +198,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
                         context: grpc.aio.ServicerContext) -> hsm_pb2.ImportKeyResponse:
         if request.key_block or request.kek_key_ref:
             return await self._import_key_block(request)
-        v = _Violations()
+        v = Violations()
         attributes = self._new_key_attributes(
             v, request.label, request.key_type, request.algorithm, request.mode_of_use,
             request.exportability)
@@ -307,13 +208,13 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
             v.add("components", f"must be 1 to {MAX_COMPONENTS} hex key components, "
                                 f"got {len(request.components)}")
         for i, component in enumerate(request.components):
-            if not _HEX.fullmatch(component) or len(component) % 2:
+            if not HEX.fullmatch(component) or len(component) % 2:
                 v.add(f"components[{i}]", "must be an even number of hex digits")
             elif size and len(component) != 2 * size:
                 v.add(f"components[{i}]", f"must be {2 * size} hex digits for {algorithm}, "
                                           f"got {len(component)}")
         expected = request.expected_kcv.upper()
-        if expected and not (len(expected) == 6 and _HEX.fullmatch(expected)):
+        if expected and not (len(expected) == 6 and HEX.fullmatch(expected)):
             v.add("expected_kcv", f"must be 6 hex digits, got {len(expected)} characters")
         v.check()
         assert attributes is not None
@@ -331,7 +232,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
 
     async def _import_key_block(self, request: hsm_pb2.ImportKeyRequest,
                                 ) -> hsm_pb2.ImportKeyResponse:
-        v = _Violations()
+        v = Violations()
         problem = keystore.label_problem(request.label)
         if problem:
             v.add("label", problem)
@@ -359,7 +260,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
 
     async def ExportKey(self, request: hsm_pb2.ExportKeyRequest,
                         context: grpc.aio.ServicerContext) -> hsm_pb2.ExportKeyResponse:
-        v = _Violations()
+        v = Violations()
         v.key_ref("key_ref", request.key_ref)
         v.key_ref("zmk_key_ref", request.zmk_key_ref)
         v.check()
@@ -373,7 +274,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
 
     async def GetKey(self, request: hsm_pb2.GetKeyRequest,
                      context: grpc.aio.ServicerContext) -> hsm_pb2.KeyInfo:
-        v = _Violations()
+        v = Violations()
         v.key_ref("key_ref", request.key_ref)
         v.check()
         return key_info_message(await self._lookup("key_ref", request.key_ref))
@@ -391,12 +292,12 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
     async def DeriveDukptInitialKey(
         self, request: hsm_pb2.DeriveDukptInitialKeyRequest, context: grpc.aio.ServicerContext,
     ) -> hsm_pb2.DeriveDukptInitialKeyResponse:
-        v = _Violations()
+        v = Violations()
         v.key_ref("bdk_key_ref", request.bdk_key_ref)
         if len(request.ksn) not in (dukpt.KSN_LENGTH, 8, dukpt_aes.KSN_LENGTH):
             v.add("ksn", f"must be 10 bytes (TDES KSN), 8 (AES initial key id) or 12 (AES KSN), "
                          f"got {len(request.ksn)}")
-        device_key = _rsa_public_key(v, request.device_public_key_pem)
+        device_key = rsa_public_key(v, request.device_public_key_pem)
         v.check()
         assert device_key is not None
         bdk = await self._key("bdk_key_ref", request.bdk_key_ref, DERIVE, "DeriveDukptInitialKey")
@@ -419,14 +320,14 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
 
     async def TranslatePin(self, request: hsm_pb2.TranslatePinRequest,
                            context: grpc.aio.ServicerContext) -> hsm_pb2.TranslatePinResponse:
-        v = _Violations()
+        v = Violations()
         from_dukpt = bool(request.source_bdk_key_ref)
         if from_dukpt and request.source_zpk_key_ref:
             v.add("source_zpk_key_ref", "give either source_bdk_key_ref with ksn, "
                                         "or source_zpk_key_ref, not both")
         elif from_dukpt:
             v.key_ref("source_bdk_key_ref", request.source_bdk_key_ref)
-            _check_transaction_ksn(v, request.ksn)
+            check_transaction_ksn(v, request.ksn)
         elif request.source_zpk_key_ref:
             v.key_ref("source_zpk_key_ref", request.source_zpk_key_ref)
             if request.ksn:
@@ -450,7 +351,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
         v.check()
         destination = await self._key("destination_zpk_key_ref", request.destination_zpk_key_ref,
                                       ZPK_ENCRYPT, "TranslatePin")
-        _check_pin_key("destination_zpk_key_ref", destination, destination_format,
+        check_pin_key("destination_zpk_key_ref", destination, destination_format,
                        "destination_format")
         if from_dukpt:
             bdk = await self._key("source_bdk_key_ref", request.source_bdk_key_ref, DERIVE,
@@ -463,15 +364,15 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
         else:
             source = await self._key("source_zpk_key_ref", request.source_zpk_key_ref,
                                      PIN_DECRYPT, "TranslatePin")
-            _check_pin_key("source_zpk_key_ref", source, source_format, "source_format")
+            check_pin_key("source_zpk_key_ref", source, source_format, "source_format")
             source_key = source.clear
-        pin = _read_pin(source_format, source_key, request.pin_block, request.pan)
-        block = _write_pin(destination_format, destination.clear, pin, request.pan)
+        pin = read_pin(source_format, source_key, request.pin_block, request.pan)
+        block = write_pin(destination_format, destination.clear, pin, request.pan)
         return hsm_pb2.TranslatePinResponse(pin_block=block, format=destination_format)
 
     async def VerifyPin(self, request: hsm_pb2.VerifyPinRequest,
                         context: grpc.aio.ServicerContext) -> hsm_pb2.VerifyPinResponse:
-        v = _Violations()
+        v = Violations()
         v.key_ref("zpk_key_ref", request.zpk_key_ref)
         v.key_ref("pvk_key_ref", request.pvk_key_ref)
         if len(request.pin_block) not in (8, 16):
@@ -490,23 +391,23 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
             v.ibm3624_inputs(request)
         v.check()
         zpk = await self._key("zpk_key_ref", request.zpk_key_ref, PIN_DECRYPT, "VerifyPin")
-        _check_pin_key("zpk_key_ref", zpk, pin_format, "format")
+        check_pin_key("zpk_key_ref", zpk, pin_format, "format")
         pvk = await self._key("pvk_key_ref", request.pvk_key_ref,
                               PVV_VERIFY if request.pvv else IBM3624_VERIFY, "VerifyPin")
-        pin = _read_pin(pin_format, zpk.clear, request.pin_block, request.pan)
+        pin = read_pin(pin_format, zpk.clear, request.pin_block, request.pan)
         if request.pvv:
             verified = ibm3624.verify_visa_pvv(pvk.clear, request.pan, request.pvki, pin,
                                                request.pvv)
         else:
             verified = ibm3624.verify_offset(
-                pvk.clear, _validation_data(request), pin, request.offset,
+                pvk.clear, validation_data(request), pin, request.offset,
                 request.decimalization_table or ibm3624.DEFAULT_DECIMALIZATION_TABLE)
         return hsm_pb2.VerifyPinResponse(verified=verified)
 
     async def GeneratePinOffset(
         self, request: hsm_pb2.GeneratePinOffsetRequest, context: grpc.aio.ServicerContext,
     ) -> hsm_pb2.GeneratePinOffsetResponse:
-        v = _Violations()
+        v = Violations()
         v.key_ref("pvk_key_ref", request.pvk_key_ref)
         v.pan("pan", request.pan)
         v.digits("pin", request.pin, 4, 12)
@@ -515,13 +416,13 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
         pvk = await self._key("pvk_key_ref", request.pvk_key_ref, IBM3624_GENERATE,
                               "GeneratePinOffset")
         offset = ibm3624.pin_offset(
-            pvk.clear, _validation_data(request), request.pin,
+            pvk.clear, validation_data(request), request.pin,
             request.decimalization_table or ibm3624.DEFAULT_DECIMALIZATION_TABLE)
         return hsm_pb2.GeneratePinOffsetResponse(offset=offset)
 
     async def GeneratePvv(self, request: hsm_pb2.GeneratePvvRequest,
                           context: grpc.aio.ServicerContext) -> hsm_pb2.GeneratePvvResponse:
-        v = _Violations()
+        v = Violations()
         v.key_ref("pvk_key_ref", request.pvk_key_ref)
         v.pan("pan", request.pan)
         v.digits("pin", request.pin, 4, 12)
@@ -535,7 +436,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
     async def GenerateRandomPin(
         self, request: hsm_pb2.GenerateRandomPinRequest, context: grpc.aio.ServicerContext,
     ) -> hsm_pb2.GenerateRandomPinResponse:
-        v = _Violations()
+        v = Violations()
         v.pan("pan", request.pan)
         if not 4 <= request.pin_length <= 12:
             v.add("pin_length", f"must be 4 to 12, got {request.pin_length}")
@@ -546,7 +447,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
         v.check()
         mailer = await self._key("mailer_key_ref", request.mailer_key_ref, ZPK_ENCRYPT,
                                  "GenerateRandomPin")
-        _check_pin_key("mailer_key_ref", mailer, pin_format, "format")
+        check_pin_key("mailer_key_ref", mailer, pin_format, "format")
         offset_pvk = pvv_pvk = None
         if request.offset_pvk_key_ref:
             offset_pvk = await self._key("offset_pvk_key_ref", request.offset_pvk_key_ref,
@@ -556,7 +457,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
                                       "GenerateRandomPin")
         pin = "".join(secrets.choice("0123456789") for _ in range(request.pin_length))
         response = hsm_pb2.GenerateRandomPinResponse(
-            pin_block=_write_pin(pin_format, mailer.clear, pin, request.pan), format=pin_format)
+            pin_block=write_pin(pin_format, mailer.clear, pin, request.pan), format=pin_format)
         if offset_pvk is not None:
             response.offset = ibm3624.pin_offset(
                 offset_pvk.clear, ibm3624.validation_data_from_pan(request.pan), pin,
@@ -567,7 +468,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
 
     async def GenerateCvv(self, request: hsm_pb2.GenerateCvvRequest,
                           context: grpc.aio.ServicerContext) -> hsm_pb2.GenerateCvvResponse:
-        v = _Violations()
+        v = Violations()
         v.card(request)
         v.check()
         cvk = await self._key("cvk_key_ref", request.cvk_key_ref, CVK_GENERATE, "GenerateCvv")
@@ -576,7 +477,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
 
     async def VerifyCvv(self, request: hsm_pb2.VerifyCvvRequest,
                         context: grpc.aio.ServicerContext) -> hsm_pb2.VerifyCvvResponse:
-        v = _Violations()
+        v = Violations()
         v.card(request)
         v.digits("cvv", request.cvv, 3, 3)
         v.check()
@@ -587,7 +488,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
 
     async def ProtectPan(self, request: hsm_pb2.ProtectPanRequest,
                          context: grpc.aio.ServicerContext) -> hsm_pb2.ProtectPanResponse:
-        v = _Violations()
+        v = Violations()
         v.key_ref("hmac_key_ref", request.hmac_key_ref)
         v.key_ref("dek_key_ref", request.dek_key_ref)
         v.pan("pan", request.pan)
@@ -606,7 +507,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
 
     async def RevealPan(self, request: hsm_pb2.RevealPanRequest,
                         context: grpc.aio.ServicerContext) -> hsm_pb2.RevealPanResponse:
-        v = _Violations()
+        v = Violations()
         v.key_ref("dek_key_ref", request.dek_key_ref)
         if not _NONCE + 16 + 13 <= len(request.encrypted_pan) <= _NONCE + 16 + 19:
             v.add("encrypted_pan", "must be nonce (12) || ciphertext (13 to 19) || tag (16) "
@@ -624,7 +525,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
 
     async def VerifyArqc(self, request: hsm_pb2.VerifyArqcRequest,
                          context: grpc.aio.ServicerContext) -> hsm_pb2.VerifyArqcResponse:
-        v = _Violations()
+        v = Violations()
         v.key_ref("imk_ac_key_ref", request.imk_ac_key_ref)
         v.pan("pan", request.pan)
         v.digits("psn", request.psn or "00", 2, 2)
@@ -660,7 +561,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
 
     async def GenerateMac(self, request: hsm_pb2.GenerateMacRequest,
                           context: grpc.aio.ServicerContext) -> hsm_pb2.GenerateMacResponse:
-        v = _Violations()
+        v = Violations()
         v.key_ref("tak_key_ref", request.tak_key_ref)
         v.check()
         tak = await self._key("tak_key_ref", request.tak_key_ref, MAC_GENERATE, "GenerateMac")
@@ -676,7 +577,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
 
     async def VerifyMac(self, request: hsm_pb2.VerifyMacRequest,
                         context: grpc.aio.ServicerContext) -> hsm_pb2.VerifyMacResponse:
-        v = _Violations()
+        v = Violations()
         v.key_ref("tak_key_ref", request.tak_key_ref)
         if not 4 <= len(request.mac) <= 16:
             v.add("mac", f"must be 4 to 16 bytes, got {len(request.mac)}")
@@ -691,7 +592,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
 
     async def EncryptData(self, request: hsm_pb2.EncryptDataRequest,
                           context: grpc.aio.ServicerContext) -> hsm_pb2.EncryptDataResponse:
-        v = _Violations()
+        v = Violations()
         v.key_ref("dek_key_ref", request.dek_key_ref)
         if len(request.plaintext) > MAX_DATA:
             v.add("plaintext", f"must be at most {MAX_DATA} bytes, got {len(request.plaintext)}")
@@ -704,7 +605,7 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
 
     async def DecryptData(self, request: hsm_pb2.DecryptDataRequest,
                           context: grpc.aio.ServicerContext) -> hsm_pb2.DecryptDataResponse:
-        v = _Violations()
+        v = Violations()
         v.key_ref("dek_key_ref", request.dek_key_ref)
         if len(request.ciphertext) < _NONCE + 16:
             v.add("ciphertext", f"must be nonce (12) || ciphertext || tag (16), got "
@@ -788,26 +689,6 @@ for _name in hsm_pb2.DESCRIPTOR.services_by_name["HsmService"].methods_by_name:
         setattr(HsmServicer, _name, _audited(_name, getattr(HsmServicer, _name)))
 
 
-# What each command needs of its keys: the key types and the modes of use that allow the
-# operation (B both ways, E encrypt/wrap, D decrypt/unwrap, C/G/V generate and verify, X derive).
-DERIVE = Need(("BDK",), "X")
-PIN_DECRYPT = Need(("ZPK", "TPK"), "BD")
-ZPK_ENCRYPT = Need(("ZPK", "TPK"), "BE")
-IBM3624_VERIFY = Need(("PVK",), "CV", ("V0", "V1"))
-IBM3624_GENERATE = Need(("PVK",), "CG", ("V0", "V1"))
-PVV_VERIFY = Need(("PVK",), "CV", ("V0", "V2"))
-PVV_GENERATE = Need(("PVK",), "CG", ("V0", "V2"))
-CVK_GENERATE = Need(("CVK",), "CG")
-CVK_VERIFY = Need(("CVK",), "CV")
-HMAC_GENERATE = Need(("HMAC",), "CG")
-DEK_ENCRYPT = Need(("DEK",), "BE")
-DEK_DECRYPT = Need(("DEK",), "BD")
-MAC_GENERATE = Need(("TAK",), "CG")
-MAC_VERIFY = Need(("TAK",), "CV")
-ARQC = Need(("IMK_AC",), "X")
-KEK_WRAP = Need(("ZMK",), "BE")
-KEK_UNWRAP = Need(("ZMK",), "BD")
-
 MAX_DATA = 64 * 1024
 DATA_AAD = b"cardswitch.v1.data|"  # domain separation from PAN ciphertexts
 
@@ -878,44 +759,3 @@ def _tdes_ipek(bdk: bytes, ksn_prefix: bytes) -> bytes:
 def _aes_initial_key(bdk: bytes, initial_key_id: bytes) -> bytes:
     return dukpt.aes_initial_key(bdk, initial_key_id)
 
-
-def _check_transaction_ksn(v: _Violations, ksn: bytes) -> None:
-    """A transaction KSN: 10 bytes for TDES DUKPT (X9.24-1), 12 for AES DUKPT (X9.24-3)."""
-    if len(ksn) == dukpt_aes.KSN_LENGTH:
-        counter, one_bits = dukpt_aes.aes_ksn_counter(ksn), dukpt_aes.MAX_COUNTER_ONE_BITS
-    elif len(ksn) == dukpt.KSN_LENGTH:
-        counter, one_bits = dukpt.ksn_counter(ksn), dukpt.MAX_COUNTER_ONE_BITS
-    else:
-        v.add("ksn", f"must be 10 bytes (TDES DUKPT) or 12 (AES DUKPT) with "
-                     f"source_bdk_key_ref, got {len(ksn)}")
-        return
-    if counter == 0:
-        v.add("ksn", "transaction counter is 0, the initial key's slot, never a transaction key")
-    elif counter.bit_count() > one_bits:
-        v.add("ksn", f"transaction counter has {counter.bit_count()} one-bits; X9.24 allows "
-                     f"{one_bits}")
-
-
-def _rsa_public_key(v: _Violations, pem: bytes) -> rsa.RSAPublicKey | None:
-    if not pem:
-        v.add("device_public_key_pem", "is required (the PIN pad's RSA public key, PEM)")
-        return None
-    try:
-        key = serialization.load_pem_public_key(pem)
-    except (ValueError, UnsupportedAlgorithm):
-        v.add("device_public_key_pem", "is not a PEM public key")
-        return None
-    if not isinstance(key, rsa.RSAPublicKey):
-        v.add("device_public_key_pem", f"must be an RSA key, got {type(key).__name__}")
-        return None
-    if key.key_size < MIN_RSA_BITS:
-        v.add("device_public_key_pem", f"RSA key must be at least {MIN_RSA_BITS} bits, "
-                                       f"got {key.key_size}")
-        return None
-    return key
-
-
-def _validation_data(
-    request: hsm_pb2.VerifyPinRequest | hsm_pb2.GeneratePinOffsetRequest,
-) -> str:
-    return request.validation_data.upper() or ibm3624.validation_data_from_pan(request.pan)

@@ -181,3 +181,24 @@ def check_exportable(field: str, shown: str, attributes: Attributes) -> None:
     if attributes.exportability not in ("E", "S"):
         raise UsageError(f"{field}: key {shown} is not exportable (exportability "
                          f"{attributes.exportability}); it can never leave this HSM")
+
+
+# What each command needs of its keys: the key types and the modes of use that allow the
+# operation (B both ways, E encrypt/wrap, D decrypt/unwrap, C/G/V generate and verify, X derive).
+DERIVE = Need(("BDK",), "X")
+PIN_DECRYPT = Need(("ZPK", "TPK"), "BD")
+ZPK_ENCRYPT = Need(("ZPK", "TPK"), "BE")
+IBM3624_VERIFY = Need(("PVK",), "CV", ("V0", "V1"))
+IBM3624_GENERATE = Need(("PVK",), "CG", ("V0", "V1"))
+PVV_VERIFY = Need(("PVK",), "CV", ("V0", "V2"))
+PVV_GENERATE = Need(("PVK",), "CG", ("V0", "V2"))
+CVK_GENERATE = Need(("CVK",), "CG")
+CVK_VERIFY = Need(("CVK",), "CV")
+HMAC_GENERATE = Need(("HMAC",), "CG")
+DEK_ENCRYPT = Need(("DEK",), "BE")
+DEK_DECRYPT = Need(("DEK",), "BD")
+MAC_GENERATE = Need(("TAK",), "CG")
+MAC_VERIFY = Need(("TAK",), "CV")
+ARQC = Need(("IMK_AC",), "X")
+KEK_WRAP = Need(("ZMK",), "BE")
+KEK_UNWRAP = Need(("ZMK",), "BD")
