@@ -746,13 +746,14 @@ def _dukpt_pin_key(bdk: keystore.Key, ksn: bytes) -> bytes:
         return dukpt.aes_pin_key(_aes_initial_key(bdk.clear, ksn[:8]), ksn)
     if len(ksn) != dukpt.KSN_LENGTH:
         raise errors.FieldViolations([("ksn", f"a TDES BDK needs a 10-byte KSN, got {len(ksn)}")])
-    return dukpt.tdes_pin_key(_tdes_ipek(bdk.clear, ksn[:8]), ksn)
+    device = (int.from_bytes(ksn, "big") & ~dukpt.COUNTER_MASK).to_bytes(dukpt.KSN_LENGTH, "big")
+    return dukpt.tdes_pin_key(_tdes_ipek(bdk.clear, device), ksn)
 
 
 @lru_cache(maxsize=4096)
-def _tdes_ipek(bdk: bytes, ksn_prefix: bytes) -> bytes:
-    """The IPEK of a device (the KSN without its counter): derived once per device."""
-    return dukpt.tdes_ipek(bdk, ksn_prefix + bytes(2))
+def _tdes_ipek(bdk: bytes, device_ksn: bytes) -> bytes:
+    """The IPEK of a device (its KSN with the counter cleared): derived once per device."""
+    return dukpt.tdes_ipek(bdk, device_ksn)
 
 
 @lru_cache(maxsize=4096)

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from enum import IntEnum
 from typing import Final
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from hsm_sim.algorithms import aes
 
 KSN_LENGTH = 12
 INITIAL_KEY_ID_LENGTH = 8
@@ -58,18 +58,14 @@ _USAGE_KEY_DERIVATION = 0x8000
 _USAGE_INITIAL_KEY = 0x8001
 
 
-def _encrypt_block(key: bytes, block: bytes) -> bytes:
-    # One block under the parent key is the standard's derivation function, not a data mode.
-    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305
-    return encryptor.update(block) + encryptor.finalize()
-
-
 def _derive(parent: bytes, key_usage: int, key_type: str, tail: bytes) -> bytes:
     algorithm, bits = KEY_TYPES[key_type]
     fields = key_usage.to_bytes(2, "big") + algorithm.to_bytes(2, "big") + bits.to_bytes(2, "big")
     blocks = range(1, (bits + 127) // 128 + 1)
+    # One block under the parent key per 128 bits: the standard's derivation function.
     material = b"".join(
-        _encrypt_block(parent, bytes([_DERIVATION_DATA_VERSION, n]) + fields + tail) for n in blocks
+        aes.encrypt_ecb(parent, bytes([_DERIVATION_DATA_VERSION, n]) + fields + tail)
+        for n in blocks
     )
     return material[: bits // 8]
 

@@ -13,10 +13,7 @@ most 3 bytes of a TDES check value and 5 bytes of an AES one be disclosed; the d
 
 from typing import Literal
 
-from cryptography.hazmat.primitives.ciphers import algorithms
-from cryptography.hazmat.primitives.cmac import CMAC
-
-from hsm_sim.algorithms import tdes
+from hsm_sim.algorithms import mac, tdes
 
 Algorithm = Literal["tdes", "aes"]
 
@@ -43,6 +40,4 @@ def kcv(key: bytes, length: int = 3, *, algorithm: Algorithm = "tdes") -> bytes:
         raise ValueError(f"length: must be 1 to {block_size} for {algorithm}, got {length}")
     if algorithm == "tdes":
         return tdes.encrypt_ecb(key, bytes(8))[:length]
-    mac = CMAC(algorithms.AES(key))
-    mac.update(bytes(16))
-    return mac.finalize()[:length]
+    return mac.aes_cmac(key, bytes(16))[:length]

@@ -39,22 +39,11 @@ the key is.
 import hmac
 import os
 import string
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.cmac import CMAC
-
-from hsm_sim.algorithms import tdes
-
-try:
-    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-except ImportError:  # cryptography < 43 keeps TripleDES beside AES
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
+from hsm_sim.algorithms import aes, mac, tdes
 
 MAX_BLOCK_LENGTH = 9999
 
@@ -364,28 +353,20 @@ def _check_strength(header: Header, version: _Version, kbpk: bytes, key: bytes) 
         )
 
 
-def _three_key(key: bytes) -> bytes:
-    return key if len(key) == 24 else key + key[:8]
-
-
 def _cmac(cipher: str, key: bytes, data: bytes) -> bytes:
-    mac = CMAC(algorithms.AES(key) if cipher == "AES" else TripleDES(_three_key(key)))
-    mac.update(data)
-    return mac.finalize()
+    return mac.aes_cmac(key, data) if cipher == "AES" else mac.tdes_cmac(key, data)
 
 
 def _encrypt_cbc(cipher: str, key: bytes, iv: bytes, data: bytes) -> bytes:
     if cipher == "TDES":
         return tdes.encrypt_cbc(key, data, iv)
-    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-    return encryptor.update(data) + encryptor.finalize()
+    return aes.encrypt_cbc(key, data, iv)
 
 
 def _decrypt_cbc(cipher: str, key: bytes, iv: bytes, data: bytes) -> bytes:
     if cipher == "TDES":
         return tdes.decrypt_cbc(key, data, iv)
-    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-    return decryptor.update(data) + decryptor.finalize()
+    return aes.decrypt_cbc(key, data, iv)
 
 
 def _derive(version: _Version, kbpk: bytes, purpose: int) -> bytes:

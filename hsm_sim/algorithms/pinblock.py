@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Final, Literal
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from hsm_sim.algorithms import aes
 
 PIN_BLOCK_LENGTH = 8
 ISO4_BLOCK_LENGTH = 16
@@ -183,13 +183,6 @@ def encode_pan_field_iso4(pan: str) -> bytes:
     return bytes.fromhex(f"{max(len(pan) - 12, 0)}{pan:0>12}".ljust(2 * ISO4_BLOCK_LENGTH, "0"))
 
 
-def _aes_ecb(key: bytes) -> Cipher[modes.ECB]:
-    if len(key) not in (16, 24, 32):
-        raise ValueError(f"key: must be a 16-, 24- or 32-byte AES key, got {len(key)} bytes")
-    # Format 4 enciphers single 16-byte blocks; ECB is the standard's construction here.
-    return Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305
-
-
 def encrypt_iso4(key: bytes, pin: str, pan: str, random_fill: bytes | None = None) -> bytes:
     """Encipher a format 4 PIN block under AES ``key``: E(E(PIN field) XOR PAN field).
 
@@ -200,9 +193,8 @@ def encrypt_iso4(key: bytes, pin: str, pan: str, random_fill: bytes | None = Non
     >>> encrypt_iso4(key, "1234", "4111111111111111", fill).hex().upper()
     'A912150391AB65A67E52883D81CE2D15'
     """
-    encryptor = _aes_ecb(key).encryptor()
-    intermediate_a = encryptor.update(encode_pin_field_iso4(pin, random_fill))
-    return encryptor.update(_xor(intermediate_a, encode_pan_field_iso4(pan)))
+    intermediate_a = aes.encrypt_ecb(key, encode_pin_field_iso4(pin, random_fill))
+    return aes.encrypt_ecb(key, _xor(intermediate_a, encode_pan_field_iso4(pan)))
 
 
 def decrypt_iso4(key: bytes, block: bytes, pan: str) -> str:
@@ -213,10 +205,9 @@ def decrypt_iso4(key: bytes, block: bytes, pan: str) -> str:
     >>> decrypt_iso4(key, block, "4111111111111111")
     '1234'
     """
-    decryptor = _aes_ecb(key).decryptor()
     _check_block(block, ISO4_BLOCK_LENGTH)
-    intermediate_b = decryptor.update(block)
-    pin_field = decryptor.update(_xor(intermediate_b, encode_pan_field_iso4(pan)))
+    intermediate_b = aes.decrypt_ecb(key, block)
+    pin_field = aes.decrypt_ecb(key, _xor(intermediate_b, encode_pan_field_iso4(pan)))
     return _read_pin(pin_field[:PIN_BLOCK_LENGTH], 4, "A")
 
 

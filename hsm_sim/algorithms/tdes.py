@@ -2,18 +2,14 @@
 
 Double-length keys (K1||K2) are run as the three-key form K1||K2||K1, which is the same cipher;
 ``cryptography`` deprecates two-key and one-key TripleDES objects, so the expansion happens here.
-
-Setting up a cipher context costs about ten times one block's encryption, and DUKPT, CVV and
-PIN verification run many single blocks under few keys; so each thread keeps its most recent
-ECB contexts (an ECB context carries no state between blocks and is never finalized here).
+ECB contexts come from :mod:`hsm_sim.algorithms.ecb`, which keeps them per thread and key.
 """
 
-import threading
 import warnings
-from collections import OrderedDict
-from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+from hsm_sim.algorithms import ecb
 
 try:
     from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
@@ -43,27 +39,6 @@ def _ecb(key24: bytes) -> Cipher[modes.ECB]:
     return Cipher(TripleDES(key24), modes.ECB())  # noqa: S305
 
 
-#: Per thread: (three-key TDES key, encrypt?) -> ECB context, most recently used last.
-_contexts = threading.local()
-_CONTEXTS_PER_THREAD = 1024
-
-
-def _ecb_context(key24: bytes, encrypt: bool) -> Any:
-    cache: OrderedDict[tuple[bytes, bool], Any] | None = getattr(_contexts, "cache", None)
-    if cache is None:
-        cache = _contexts.cache = OrderedDict()
-    context = cache.get((key24, encrypt))
-    if context is None:
-        cipher = _ecb(key24)
-        context = cipher.encryptor() if encrypt else cipher.decryptor()
-        cache[(key24, encrypt)] = context
-        if len(cache) > _CONTEXTS_PER_THREAD:
-            cache.popitem(last=False)
-    else:
-        cache.move_to_end((key24, encrypt))
-    return context
-
-
 def _check_iv(iv: bytes) -> None:
     if len(iv) != BLOCK_SIZE:
         raise ValueError(f"iv: must be 8 bytes, got {len(iv)}")
@@ -78,7 +53,7 @@ def encrypt_ecb(key: bytes, data: bytes) -> bytes:
     """
     key24 = _three_key(key, "key")
     _check_blocks(data, "data")
-    return bytes(_ecb_context(key24, True).update(data))
+    return bytes(ecb.context("TDES", key24, True).update(data))
 
 
 def decrypt_ecb(key: bytes, data: bytes) -> bytes:
@@ -90,7 +65,7 @@ def decrypt_ecb(key: bytes, data: bytes) -> bytes:
     """
     key24 = _three_key(key, "key")
     _check_blocks(data, "data")
-    return bytes(_ecb_context(key24, False).update(data))
+    return bytes(ecb.context("TDES", key24, False).update(data))
 
 
 def encrypt_cbc(key: bytes, data: bytes, iv: bytes = bytes(8)) -> bytes:
@@ -135,7 +110,7 @@ def des_encrypt_block(key8: bytes, block8: bytes) -> bytes:
     'D5D44FF720683D0D'
     """
     _check_single(key8, block8)
-    return bytes(_ecb_context(key8 * 3, True).update(block8))
+    return bytes(ecb.context("TDES", key8 * 3, True).update(block8))
 
 
 def des_decrypt_block(key8: bytes, block8: bytes) -> bytes:
@@ -146,4 +121,4 @@ def des_decrypt_block(key8: bytes, block8: bytes) -> bytes:
     '0000000000000000'
     """
     _check_single(key8, block8)
-    return bytes(_ecb_context(key8 * 3, False).update(block8))
+    return bytes(ecb.context("TDES", key8 * 3, False).update(block8))

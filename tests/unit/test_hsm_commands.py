@@ -10,7 +10,6 @@ X9.24-1 and X9.24-3 published vectors, which appear here as literals too.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import os
@@ -34,9 +33,10 @@ from pyemv import kd as emv_kd
 
 from cardswitch.config import ROOT
 from cardswitch.errors import field_violations_of
-from cardswitch.v1 import common_pb2, hsm_pb2, hsm_pb2_grpc
+from cardswitch.v1 import common_pb2, hsm_pb2
 from hsm_sim import lmk, server
 from hsm_sim.algorithms import dukpt
+from tests.hsm_support import Scenario, fresh_hsm_home, scenario_runner
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::cryptography.utils.CryptographyDeprecationWarning"  # psec and pyemv use TripleDES
@@ -107,31 +107,13 @@ AES_INITIAL_KEY_ID = bytes.fromhex("1234567890123456")
 AES_KSN = AES_INITIAL_KEY_ID + bytes.fromhex("00000001")  # AES DUKPT, X9.24-3 test KSN
 DECIMALIZATION = "0123456789012345"
 
-Scenario = Callable[[Any], Awaitable[None]]
 
 
 @pytest.fixture
 def hsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Scenario], None]:
     """Runs a scenario against a fresh HSM (SQLite and LMK under tmp_path) through its stub."""
-    monkeypatch.setenv("CARDSWITCH_VAR", str(tmp_path))
-    monkeypatch.delenv("CARDSWITCH_LMK_FILE", raising=False)
-    monkeypatch.delenv("CARDSWITCH_DATABASE_URL", raising=False)
-    lmk.create()
-
-    def run(scenario: Scenario) -> None:
-        async def main() -> None:
-            running = await server.start(0)
-            try:
-                async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-                    stub_class: Any = hsm_pb2_grpc.HsmServiceStub  # generated, unannotated
-                    await scenario(stub_class(channel))
-            finally:
-                await running.server.stop(None)
-                await running.close()
-
-        asyncio.run(main())
-
-    return run
+    fresh_hsm_home(tmp_path, monkeypatch)
+    return scenario_runner()
 
 
 @cache

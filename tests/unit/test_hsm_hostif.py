@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import psec
 import pyemv
 import pytest
@@ -27,10 +26,11 @@ from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.cmac import CMAC
 
 from cardswitch.config import ROOT
-from cardswitch.v1 import hsm_pb2, hsm_pb2_grpc
-from hsm_sim import hostif, lmk, server
+from cardswitch.v1 import hsm_pb2
+from hsm_sim import hostif, lmk
 from hsm_sim.hostif import HostInfo, HostInterface
 from hsm_sim.service import HsmServicer
+from tests.hsm_support import fresh_hsm_home, running_hsm
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::cryptography.utils.CryptographyDeprecationWarning"  # psec uses the old TripleDES
@@ -122,30 +122,20 @@ def lmk_check_value() -> str:
 def hsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Scenario], None]:
     """Runs a scenario against a fresh HSM: gRPC for setting keys up, the host interface on its
     own free port over the same servicer, and one connected host client."""
-    monkeypatch.setenv("CARDSWITCH_VAR", str(tmp_path))
-    monkeypatch.delenv("CARDSWITCH_LMK_FILE", raising=False)
-    monkeypatch.delenv("CARDSWITCH_DATABASE_URL", raising=False)
-    lmk.create()
+    fresh_hsm_home(tmp_path, monkeypatch)
 
     def run(scenario: Scenario) -> None:
         async def main() -> None:
-            running = await server.start(0)
-            info = HostInfo(lmk_kcv=lmk_check_value(), firmware=FIRMWARE)
-            interface = HostInterface(running.servicer, info)
-            port = await interface.start("127.0.0.1", 0)
-            try:
-                async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-                    stub_class: Any = hsm_pb2_grpc.HsmServiceStub  # generated, unannotated
-                    client = await HostClient.connect(port)
-                    try:
-                        await scenario(Env(stub_class(channel), client, port,
-                                           running.servicer, info))
-                    finally:
-                        await client.close()
-            finally:
-                await interface.stop()
-                await running.server.stop(None)
-                await running.close()
+            async with running_hsm() as (running, stub):
+                info = HostInfo(lmk_kcv=lmk_check_value(), firmware=FIRMWARE)
+                interface = HostInterface(running.servicer, info)
+                port = await interface.start("127.0.0.1", 0)
+                client = await HostClient.connect(port)
+                try:
+                    await scenario(Env(stub, client, port, running.servicer, info))
+                finally:
+                    await client.close()
+                    await interface.stop()
 
         asyncio.run(main())
 

@@ -6,7 +6,6 @@ tests do not grade the HSM's algorithms with themselves.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -28,8 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cardswitch.config import ROOT
 from cardswitch.errors import field_violations_of
 from cardswitch.v1 import common_pb2, hsm_pb2, hsm_pb2_grpc
-from hsm_sim import audit, lmk, server
+from hsm_sim import audit, lmk
 from hsm_sim.algorithms import dukpt, tdes
+from tests.hsm_support import Scenario, fresh_hsm_home, scenario_runner
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::cryptography.utils.CryptographyDeprecationWarning"  # psec uses the old TripleDES
@@ -42,31 +42,13 @@ KSN = dukpt.make_ksn(bytes.fromhex("FFFF987654"), 0x19087, 1)
 ISO_0, ISO_1, ISO_3 = (common_pb2.PIN_BLOCK_FORMAT_ISO_0, common_pb2.PIN_BLOCK_FORMAT_ISO_1,
                        common_pb2.PIN_BLOCK_FORMAT_ISO_3)
 
-Scenario = Callable[[Any], Awaitable[None]]
 
 
 @pytest.fixture
 def hsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Scenario], None]:
     """Runs a scenario against a fresh HSM (SQLite and LMK under tmp_path) through its stub."""
-    monkeypatch.setenv("CARDSWITCH_VAR", str(tmp_path))
-    monkeypatch.delenv("CARDSWITCH_LMK_FILE", raising=False)
-    monkeypatch.delenv("CARDSWITCH_DATABASE_URL", raising=False)
-    lmk.create()
-
-    def run(scenario: Scenario) -> None:
-        async def main() -> None:
-            running = await server.start(0)
-            try:
-                async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-                    stub_class: Any = hsm_pb2_grpc.HsmServiceStub  # generated, unannotated
-                    await scenario(stub_class(channel))
-            finally:
-                await running.server.stop(None)
-                await running.close()
-
-        asyncio.run(main())
-
-    return run
+    fresh_hsm_home(tmp_path, monkeypatch)
+    return scenario_runner()
 
 
 async def failure(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
