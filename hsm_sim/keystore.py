@@ -29,7 +29,6 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import reduce
 from typing import Any
 
 from sqlalchemy import (
@@ -49,6 +48,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from cardswitch.db import session_factory
 from hsm_sim import lmk, usage
 from hsm_sim.algorithms import kcv, keyblock
+from hsm_sim.algorithms.bits import xor_all
 from hsm_sim.usage import KEY_LENGTHS, Attributes
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ def random_key(algorithm: str) -> bytes:
 
 def combine_components(components: list[bytes]) -> bytes:
     """The XOR of equal-length key components."""
-    return reduce(lambda a, b: bytes(x ^ y for x, y in zip(a, b, strict=True)), components)
+    return xor_all(components)
 
 
 def check_value(clear: bytes, algorithm: str) -> str:

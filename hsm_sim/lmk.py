@@ -16,7 +16,6 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass
-from functools import reduce
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cardswitch.config import var_dir
 from hsm_sim.algorithms import kcv
+from hsm_sim.algorithms.bits import xor_all
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def create(components: int = 2, *, force: bool = False, path: Path | None = None
             "under it would become unusable). Use --force to replace it."
         )
     parts = tuple(secrets.token_bytes(LMK_LENGTH) for _ in range(components))
-    lmk = reduce(lambda a, b: bytes(x ^ y for x, y in zip(a, b, strict=True)), parts)
+    lmk = xor_all(parts)
     _write_private(path, lmk)
     log.info("new LMK at %s (KCV %s)", path, check_value(lmk))
     return NewLmk(path, check_value(lmk), tuple(check_value(p) for p in parts), parts)
@@ -102,7 +102,7 @@ def from_components(components: list[bytes], *, force: bool = False,
     if path.exists() and not force:
         raise LmkError(f"an LMK already exists at {path}; refusing to overwrite it. "
                        "Use --force to replace it.")
-    lmk = reduce(lambda a, b: bytes(x ^ y for x, y in zip(a, b, strict=True)), components)
+    lmk = xor_all(components)
     _write_private(path, lmk)
     log.info("LMK loaded from %d components at %s (KCV %s)", len(components), path,
              check_value(lmk))

@@ -13,6 +13,7 @@ minus 10, are used only if there are fewer than 3 decimal digits).
 import hmac
 
 from hsm_sim.algorithms import tdes
+from hsm_sim.algorithms.bits import xor
 
 SERVICE_CODE_CVV2 = "000"
 SERVICE_CODE_ICVV = "999"
@@ -38,7 +39,7 @@ def cvv(cvk: bytes, pan: str, expiry_yymm: str, service_code: str) -> str:
     _digits(service_code, "service_code", 3, 3)
     data = bytes.fromhex((pan + expiry_yymm + service_code).ljust(32, "0"))
     first = tdes.des_encrypt_block(cvk[:8], data[:8])
-    chained = bytes(a ^ b for a, b in zip(first, data[8:], strict=True))
+    chained = xor(first, data[8:])
     hex_digits = tdes.encrypt_ecb(cvk, chained).hex().upper()
     decimals = [c for c in hex_digits if c.isdigit()]
     letters = [str(int(c, 16) - 10) for c in hex_digits if not c.isdigit()]

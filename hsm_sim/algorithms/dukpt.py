@@ -12,6 +12,7 @@ transactions before it must be reloaded.
 from functools import lru_cache
 
 from hsm_sim.algorithms import tdes
+from hsm_sim.algorithms.bits import xor
 from hsm_sim.algorithms.dukpt_aes import (
     aes_derive_working_key,
     aes_initial_key,
@@ -30,10 +31,6 @@ MAX_COUNTER_ONE_BITS = 10
 
 _KEY_MASK = bytes.fromhex("C0C0C0C000000000C0C0C0C000000000")
 _PIN_VARIANT = bytes.fromhex("00000000000000FF00000000000000FF")
-
-
-def _xor(left: bytes, right: bytes) -> bytes:
-    return bytes(a ^ b for a, b in zip(left, right, strict=True))
 
 
 def _check_ksn(ksn: bytes) -> int:
@@ -111,7 +108,7 @@ def tdes_ipek(bdk: bytes, ksn: bytes) -> bytes:
     _check_key(bdk, "bdk")
     initial = (_check_ksn(ksn) & ~COUNTER_MASK).to_bytes(KSN_LENGTH, "big")[:8]
     left = tdes.encrypt_ecb(bdk, initial)
-    right = tdes.encrypt_ecb(_xor(bdk, _KEY_MASK), initial)
+    right = tdes.encrypt_ecb(xor(bdk, _KEY_MASK), initial)
     return left + right
 
 
@@ -125,9 +122,9 @@ def _non_reversible(key: bytes, data: bytes) -> bytes:
     """
 
     def half(k: bytes) -> bytes:
-        return _xor(tdes.des_encrypt_block(k[:8], _xor(data, k[8:])), k[8:])
+        return xor(tdes.des_encrypt_block(k[:8], xor(data, k[8:])), k[8:])
 
-    return half(_xor(key, _KEY_MASK)) + half(key)
+    return half(xor(key, _KEY_MASK)) + half(key)
 
 
 def forget_derivations() -> None:
@@ -169,7 +166,7 @@ def tdes_pin_key(ipek: bytes, ksn: bytes) -> bytes:
     >>> tdes_pin_key(ipek, bytes.fromhex("FFFF9876543210E00001")).hex().upper()
     '042666B49184CF5C68DE9628D0397B36'
     """
-    return _xor(tdes_derive_key(ipek, ksn), _PIN_VARIANT)
+    return xor(tdes_derive_key(ipek, ksn), _PIN_VARIANT)
 
 
 # AES DUKPT (ANSI X9.24-3:2017) lives in dukpt_aes; its functions are re-exported here so that

@@ -30,6 +30,7 @@ import hmac
 from typing import NamedTuple
 
 from hsm_sim.algorithms import mac, tdes
+from hsm_sim.algorithms.bits import xor
 
 EMV_PADDING_METHODS = (1, 2)
 ARPC2_LENGTH = 4
@@ -40,10 +41,6 @@ class SecureMessagingKeys(NamedTuple):
 
     integrity: bytes
     confidentiality: bytes
-
-
-def _xor(left: bytes, right: bytes) -> bytes:
-    return bytes(a ^ b for a, b in zip(left, right, strict=True))
 
 
 def _odd_parity(key: bytes) -> bytes:
@@ -77,7 +74,7 @@ def icc_master_key_a(imk: bytes, pan: str, psn: str) -> bytes:
     _check_digits(pan, "pan", 12, 19)
     _check_digits(psn, "psn", 2, 2)
     y = bytes.fromhex((pan + psn)[-16:].rjust(16, "0"))
-    return _odd_parity(tdes.encrypt_ecb(imk, y + _xor(y, b"\xff" * 8)))
+    return _odd_parity(tdes.encrypt_ecb(imk, y + xor(y, b"\xff" * 8)))
 
 
 def derive_session_key(icc_master_key: bytes, r: bytes) -> bytes:
@@ -149,7 +146,7 @@ def arpc1(session_key: bytes, arqc: bytes, arc: bytes) -> bytes:
     _check_length(session_key, "session_key", 16)
     _check_length(arqc, "arqc", 8)
     _check_length(arc, "arc", 2)
-    return tdes.encrypt_ecb(session_key, _xor(arqc, arc + bytes(6)))
+    return tdes.encrypt_ecb(session_key, xor(arqc, arc + bytes(6)))
 
 
 def arpc2(session_key: bytes, arqc: bytes, csu: bytes, proprietary: bytes = b"") -> bytes:

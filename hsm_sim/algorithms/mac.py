@@ -26,16 +26,13 @@ from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.cmac import CMAC
 
 from hsm_sim.algorithms import tdes
+from hsm_sim.algorithms.bits import xor
 
 PADDING_METHODS = (1, 2, 3)
 MIN_MAC_LENGTH = 4
 
 # SP 800-38B section 5.3: R_64, folded back in when doubling a 64-bit CMAC subkey carries out.
 _CMAC_R64 = 0x1B
-
-
-def _xor(left: bytes, right: bytes) -> bytes:
-    return bytes(a ^ b for a, b in zip(left, right, strict=True))
 
 
 def _check_method(method: int, name: str) -> None:
@@ -96,7 +93,7 @@ def retail_mac(key: bytes, data: bytes, padding: int = 2, length: int = 8) -> by
     body, last = padded[:-8], padded[-8:]
     key_a = key[:8]
     chained = tdes.encrypt_cbc(key_a + key_a, body)[-8:] if body else bytes(8)
-    return tdes.encrypt_ecb(key, _xor(chained, last))[:length]
+    return tdes.encrypt_ecb(key, xor(chained, last))[:length]
 
 
 def verify_retail_mac(key: bytes, data: bytes, mac: bytes, padding: int = 2) -> bool:
@@ -156,12 +153,12 @@ def tdes_cmac(key: bytes, data: bytes, length: int = 8) -> bytes:
     _check_length(length, tdes.BLOCK_SIZE)
     subkey1 = _double(tdes.encrypt_ecb(key, bytes(8)))
     if data and len(data) % 8 == 0:
-        body, last = data[:-8], _xor(data[-8:], subkey1)
+        body, last = data[:-8], xor(data[-8:], subkey1)
     else:
         cut = len(data) - len(data) % 8
-        body, last = data[:cut], _xor(pad(data[cut:], 2), _double(subkey1))
+        body, last = data[:cut], xor(pad(data[cut:], 2), _double(subkey1))
     chained = tdes.encrypt_cbc(key, body)[-8:] if body else bytes(8)
-    return tdes.encrypt_ecb(key, _xor(chained, last))[:length]
+    return tdes.encrypt_ecb(key, xor(chained, last))[:length]
 
 
 def verify_tdes_cmac(key: bytes, data: bytes, mac: bytes) -> bool:

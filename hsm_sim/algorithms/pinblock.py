@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Final, Literal
 
 from hsm_sim.algorithms import aes
+from hsm_sim.algorithms.bits import xor
 
 PIN_BLOCK_LENGTH = 8
 ISO4_BLOCK_LENGTH = 16
@@ -43,10 +44,6 @@ def account_number_12(pan: str) -> str:
 
 def _pan_field(pan: str) -> bytes:
     return bytes.fromhex("0000" + account_number_12(pan))
-
-
-def _xor(left: bytes, right: bytes) -> bytes:
-    return bytes(a ^ b for a, b in zip(left, right, strict=True))
 
 
 def _pin_field(control: int, pin: str, fill: str) -> bytes:
@@ -95,7 +92,7 @@ def encode_iso0(pin: str, pan: str) -> bytes:
     >>> encode_iso0("1234", "4012345678909").hex().upper()
     '041274EDCBA9876F'
     """
-    return _xor(_pin_field(0, pin, "F" * _FILL_NIBBLES), _pan_field(pan))
+    return xor(_pin_field(0, pin, "F" * _FILL_NIBBLES), _pan_field(pan))
 
 
 def decode_iso0(block: bytes, pan: str) -> str:
@@ -105,7 +102,7 @@ def decode_iso0(block: bytes, pan: str) -> str:
     '1234'
     """
     _check_block(block)
-    return _read_pin(_xor(block, _pan_field(pan)), 0, "F")
+    return _read_pin(xor(block, _pan_field(pan)), 0, "F")
 
 
 def encode_iso1(pin: str, random_fill: bytes | None = None) -> bytes:
@@ -137,7 +134,7 @@ def encode_iso3(pin: str, pan: str, random_fill: bytes | None = None) -> bytes:
     >>> encode_iso3("1234", "4012345678909", bytes.fromhex("ABCDEFABCDEFAB")).hex().upper()
     '341274B9F9B9D35D'
     """
-    return _xor(_pin_field(3, pin, _fill(random_fill, format3=True)), _pan_field(pan))
+    return xor(_pin_field(3, pin, _fill(random_fill, format3=True)), _pan_field(pan))
 
 
 def decode_iso3(block: bytes, pan: str) -> str:
@@ -147,7 +144,7 @@ def decode_iso3(block: bytes, pan: str) -> str:
     '1234'
     """
     _check_block(block)
-    return _read_pin(_xor(block, _pan_field(pan)), 3, _FORMAT3_FILL)
+    return _read_pin(xor(block, _pan_field(pan)), 3, _FORMAT3_FILL)
 
 
 def encode_pin_field_iso4(pin: str, random_fill: bytes | None = None) -> bytes:
@@ -194,7 +191,7 @@ def encrypt_iso4(key: bytes, pin: str, pan: str, random_fill: bytes | None = Non
     'A912150391AB65A67E52883D81CE2D15'
     """
     intermediate_a = aes.encrypt_ecb(key, encode_pin_field_iso4(pin, random_fill))
-    return aes.encrypt_ecb(key, _xor(intermediate_a, encode_pan_field_iso4(pan)))
+    return aes.encrypt_ecb(key, xor(intermediate_a, encode_pan_field_iso4(pan)))
 
 
 def decrypt_iso4(key: bytes, block: bytes, pan: str) -> str:
@@ -207,7 +204,7 @@ def decrypt_iso4(key: bytes, block: bytes, pan: str) -> str:
     """
     _check_block(block, ISO4_BLOCK_LENGTH)
     intermediate_b = aes.decrypt_ecb(key, block)
-    pin_field = aes.decrypt_ecb(key, _xor(intermediate_b, encode_pan_field_iso4(pan)))
+    pin_field = aes.decrypt_ecb(key, xor(intermediate_b, encode_pan_field_iso4(pan)))
     return _read_pin(pin_field[:PIN_BLOCK_LENGTH], 4, "A")
 
 
