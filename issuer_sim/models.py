@@ -74,6 +74,11 @@ class Account(Base):
     pin_tries: Mapped[int] = mapped_column(Integer, default=0)
     #: Merchant category codes the card may not be used at, comma separated.
     blocked_mccs: Mapped[str] = mapped_column(String(255), default="")
+    #: The highest chip application transaction counter (9F36) this card sent with a verified
+    #: ARQC; a cryptogram whose ATC is not above it is a replay.
+    last_atc: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    #: An issuer script to send with the card's next online chip transaction (see chip.SCRIPTS).
+    pending_script: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 

@@ -30,6 +30,7 @@ work cost more CPU than the statements themselves); completions and reversals us
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import secrets
@@ -50,7 +51,7 @@ from cardswitch.cardcache import CardCache
 from cardswitch.cards import Track2, mask_pan, parse_track2, validate_pan
 from cardswitch.iso8583 import Message
 from cardswitch.v1 import common_pb2, hsm_pb2, hsm_pb2_grpc
-from issuer_sim import open_to_buy
+from issuer_sim import chip, open_to_buy
 from issuer_sim.grouping import Groups
 from issuer_sim.models import (
     AUTH_APPROVED,
@@ -138,6 +139,14 @@ class GrpcHsm:
         # HSM verified once is remembered (keyed without the PAN, see CardCache); a mismatch is
         # always asked again.
         self._verified_cvvs: CardCache[bool] = CardCache()
+
+    @property
+    def stub(self) -> Any:
+        return self._stub
+
+    @property
+    def timeout_s(self) -> float:
+        return self._timeout
 
     async def _call(self, method: Any, request: Any) -> Any:
         try:
@@ -251,6 +260,8 @@ class Outcome:
     approval_code: str | None = None
     #: (ledger, available, ISO 4217 alpha) after the request, for DE 54.
     balances: tuple[int, int, str] | None = None
+    #: Issuer chip data for DE 55: ARPC and scripts.
+    emv_data: bytes = b""
 
     @classmethod
     def declined(cls, decline: Decline) -> Outcome:
@@ -392,7 +403,8 @@ def account_decline(account: Account, req: Request, kind: str, now: datetime) ->
 
 def build_response(request: Message, code: str, *, detail: str = "",
                    approval_code: str | None = None,
-                   balances: tuple[int, int, str] | None = None) -> Message:
+                   balances: tuple[int, int, str] | None = None,
+                   emv_data: bytes = b"") -> Message:
     """The response to ``request``: its echoed fields, DE 39, and 38/44/54 as the code says."""
     mti = request.get("t", "")
     response: Message = {"t": iso8583.RESPONSE_MTI[mti]}
@@ -404,6 +416,8 @@ def build_response(request: Message, code: str, *, detail: str = "",
         response["2"] = request["2"]
     response.update({f: request[f] for f in ECHOED if f in request})
     response["39"] = code
+    if emv_data:
+        response["55"] = emv_data.hex().upper()
     if responses.approved(code):
         if approval_code:
             response["38"] = approval_code
@@ -434,8 +448,10 @@ class Processor:
     """Decides requests against the issuer database, calling the HSM through ``hsm``."""
 
     def __init__(self, url: str, hsm: HsmClient, *,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 chip_issuer: chip.ChipIssuer | None = None) -> None:
         self.hsm = hsm
+        self.chip = chip_issuer
         self._clock = clock
         self._engine = _make_engine(url)
         self._sessions: sessionmaker[Session] = db.session_factory(self._engine)
@@ -489,25 +505,67 @@ class Processor:
                           mask_pan(str(message.get("2", ""))))
             outcome = Outcome.declined(Decline("96"))
         return build_response(message, outcome.code, detail=outcome.detail,
-                              approval_code=outcome.approval_code, balances=outcome.balances)
+                              approval_code=outcome.approval_code, balances=outcome.balances,
+                              emv_data=outcome.emv_data)
 
     # ---- 0100 / 0200 ----------------------------------------------------------------------
 
     async def _authorize(self, message: Message) -> Outcome:
         kind = transaction_kind(message.get("t", ""), message.get("3", ""))
         req = parse_request(message, amount_required=kind != BALANCE)
+        try:
+            chip_request = chip.parse(message, req.pan)
+        except chip.ChipDataError as exc:
+            raise Declined("30", str(exc)[:25]) from exc
         account = await self._account_for(req.pan)
         if account is None:
             return Outcome.declined(Decline("14", "no such card"))
         # Checks and HSM calls run on a snapshot; the commit re-checks under the row lock.
-        decline = account_decline(account, req, kind, self._clock())
+        issuer_data, decline = None, None
+        if chip_request is not None:
+            issuer_data, decline = await self._verify_chip(account, req, chip_request)
+        decline = decline or account_decline(account, req, kind, self._clock())
         pin_verified = None
         if decline is None:
             decline = await self._verify_card(account, req)
         if decline is None and req.pin_block is not None:
             pin_verified = await self.hsm.verify_pin(req.pan, req.pin_block, account.pin_offset)
-        return await self._commits.submit(account.account_id,
-                                          Checked(req, kind, decline, pin_verified))
+        outcome = await self._commits.submit(account.account_id,
+                                             Checked(req, kind, decline, pin_verified))
+        if chip_request is None or issuer_data is None:  # no genuine cryptogram, no ARPC
+            return outcome
+        return await self._chip_answer(account, req, chip_request, outcome, issuer_data)
+
+    async def _verify_chip(self, account: Account, req: Request, chip_request: chip.ChipRequest
+                           ) -> tuple[bytes | None, Decline | None]:
+        """The ARQC and the ATC: (91 for an approval, or None if the ARQC is wrong; a decline)."""
+        if self.chip is None:
+            return None, Decline("96", "chip cards not configured")
+        try:
+            issuer_data = await self.chip.verify(req.pan, chip_request)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise HsmUnavailable(f"HSM: {exc.code().name}") from exc
+            raise
+        if issuer_data is None:
+            log.info("ARQC wrong for %s ATC %d", mask_pan(req.pan), chip_request.atc)
+            return None, Decline("82", "ARQC wrong")
+        if not await self._db(chip.advance_atc, self._engine, account.account_id,
+                              chip_request.atc):
+            log.info("ATC %d replayed for %s", chip_request.atc, mask_pan(req.pan))
+            return issuer_data, Decline("82", "ATC replayed")
+        return issuer_data, None
+
+    async def _chip_answer(self, account: Account, req: Request, chip_request: chip.ChipRequest,
+                           outcome: Outcome, issuer_data: bytes) -> Outcome:
+        """The outcome with DE 55: the ARPC for its response code, and a script when due."""
+        assert self.chip is not None
+        script = chip.due_script(account)
+        emv_data = await self.chip.answer(req.pan, chip_request, outcome.code, issuer_data,
+                                          script)
+        if script and script == account.pending_script:
+            await self._db(chip.clear_script, self._engine, account.account_id, script)
+        return dataclasses.replace(outcome, emv_data=emv_data)
 
     async def _verify_card(self, account: Account, req: Request) -> Decline | None:
         """CVV2 (DE 48 tag C2) and the CVV in track 2's discretionary data, when present."""

@@ -24,6 +24,7 @@ from cardswitch import config, db, grpcserver, iso8583, logs
 from cardswitch.cards import mask_pans_in
 from cardswitch.iso8583 import Message
 from cardswitch.v1 import issuer_pb2, issuer_pb2_grpc
+from issuer_sim import chip
 from issuer_sim.control import SERVICE_NAME, FaultRule, Faults, IssuerControl, Stats
 from issuer_sim.processing import GrpcHsm, Processor
 
@@ -190,7 +191,8 @@ async def start(port: int, control_port: int, hsm_address: str, metrics_port: in
     url = url or config.database_url("issuer")
     await asyncio.to_thread(db.upgrade, url, "issuer_sim")
     channel = grpc.aio.insecure_channel(hsm_address)
-    processor = Processor(url, GrpcHsm(channel))
+    hsm = GrpcHsm(channel)
+    processor = Processor(url, hsm, chip_issuer=chip.ChipIssuer(hsm.stub, hsm.timeout_s))
     faults, stats = Faults.from_env(), Stats()
     issuer = IssuerHost(processor, faults, stats)
     tcp = await asyncio.start_server(issuer.handle_connection, host, port)

@@ -91,7 +91,9 @@ class TxnContext:
     pin_block: bytes = b""
     ksn: bytes = b""
     zone_pin_block: bytes = b""
+    #: Chip data for DE 55 (card data such as 5A and 57 removed) and the PAN sequence number.
     emv_tlv: bytes = b""
+    psn: str = ""
     pan_token: str | None = None
     last_four: str | None = None
     bin: str | None = None

@@ -106,8 +106,17 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
         fields = validation.card_fields(request.card, v)
         ctx.pan, ctx.expiry_yymm = fields["pan"], fields["expiry_yymm"]
         ctx.track2, ctx.cvv2 = fields["track2"], fields["cvv2"]
+        ctx.psn, ctx.emv_tlv = fields["psn"], fields["de55"]
+        chip = request.card.WhichOneof("source") == "emv"
         ctx.entry_mode = validation.ENTRY_MODE_NAMES.get(request.entry_mode) or (
-            "magstripe" if ctx.track2 else "manual")
+            "chip" if chip else "magstripe" if ctx.track2 else "manual")
+        if chip and ctx.entry_mode not in ("chip", "contactless"):
+            v.add("entry_mode", f"must be CHIP or CONTACTLESS for chip data, not {ctx.entry_mode}")
+        amount = getattr(request, "amount", None)
+        if chip and fields["amount"] is not None and amount is not None and (
+                fields["amount"] != amount.amount_minor):
+            v.add("card.emv.tlv 9F02", f"the card was asked to approve {fields['amount']}, "
+                                       f"not amount.amount_minor {amount.amount_minor}")
         has_pin = request.HasField("pin_block") if hasattr(request, "pin_block") else False
         pin_required = pin_always or (
             ctx.entry_mode == "magstripe"

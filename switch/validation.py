@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
-from cardswitch import cards, currency
+from cardswitch import cards, currency, tlv
 from cardswitch.errors import FieldViolations
 from cardswitch.v1 import common_pb2
 
@@ -17,6 +18,8 @@ ENTRY_MODE_NAMES = {
     common_pb2.ENTRY_MODE_WALLET: "wallet",
     common_pb2.ENTRY_MODE_ECOMMERCE: "ecommerce",
 }
+
+_TRACK2_EQUIVALENT = re.compile(r"^[0-9]{12,19}=[0-9]{7}[0-9]*$")
 
 #: Service code third digit meaning "PIN required" (ISO 7813).
 PIN_REQUIRED_SERVICE_DIGITS = {"0", "3", "5"}
@@ -66,10 +69,11 @@ def check_money(money: Any, field: str, v: Violations, *, allow_zero: bool = Fal
               f"exceeds the 12-digit maximum {currency.MAX_AMOUNT_MINOR}")
 
 
-def card_fields(card: Any, v: Violations, field: str = "card") -> dict[str, str]:
-    """PAN, expiry, track 2 and CVV2 from a CardInput; records what is wrong."""
+def card_fields(card: Any, v: Violations, field: str = "card") -> dict[str, Any]:
+    """PAN, expiry, track 2, CVV2 and chip data from a CardInput; records what is wrong."""
     source = card.WhichOneof("source")
-    out = {"pan": "", "expiry_yymm": "", "track2": "", "cvv2": "", "service_code": ""}
+    out: dict[str, Any] = {"pan": "", "expiry_yymm": "", "track2": "", "cvv2": "",
+                           "service_code": "", "psn": "", "de55": b"", "amount": None}
     if source is None:
         v.add(field, "is required: one of track2, manual, emv, wallet")
     elif source == "track2":
@@ -94,9 +98,59 @@ def card_fields(card: Any, v: Violations, field: str = "card") -> dict[str, str]
         if cvv2 and (not cvv2.isdigit() or len(cvv2) not in (3, 4)):
             v.add(f"{field}.manual.cvv2", "must be 3 or 4 digits")
         out.update(pan=card.manual.pan, expiry_yymm=exp, cvv2=cvv2)
+    elif source == "emv":
+        out.update(chip_fields(card.emv.tlv, v, f"{field}.emv.tlv"))
     else:
-        v.add(f"{field}.{source}", "is not supported by this switch yet (chip and wallet "
-              "channels are configured separately)")
+        v.add(f"{field}.{source}", "is not supported by this switch yet (wallet channels are "
+              "configured separately)")
+    return out
+
+
+#: Chip data an online authorisation must carry in DE 55 (EMV Book 4 6.3.3 minimum set).
+DE55_REQUIRED = (0x9F26, 0x9F27, 0x9F10, 0x9F37, 0x9F36, 0x95, 0x9A, 0x9C, 0x9F02, 0x5F2A,
+                 0x82, 0x9F1A)
+#: Card data the kernel hands over beside DE 55; it leaves in DE 2, 14, 23 and 35 instead.
+CARD_TAGS = (0x5A, 0x57, 0x5F24, 0x5F34, 0x5F20, 0x9F1F)
+
+
+def chip_fields(data: bytes, v: Violations, field: str) -> dict[str, Any]:
+    """PAN, expiry, track 2 equivalent, PSN and the DE 55 data from the kernel's TLV."""
+    out: dict[str, Any] = {}
+    try:
+        objects = tlv.decode(data)
+    except ValueError as exc:
+        v.add(field, str(exc))
+        return out
+    values = {o.tag: o.value for o in objects if not o.constructed}
+    missing = [tlv.tag_hex(t) for t in DE55_REQUIRED if t not in values]
+    if missing:
+        v.add(field, f"lacks chip data {', '.join(missing)} (an ARQC needs them)")
+    track2 = ""
+    if 0x57 in values:
+        track2 = values[0x57].hex().upper().rstrip("F").replace("D", "=")
+        if not _TRACK2_EQUIVALENT.match(track2):
+            v.add(f"{field} 57", "is not track 2 equivalent data (PAN D YYMM SSS ...)")
+            track2 = ""
+    pan = values[0x5A].hex().upper().rstrip("F") if 0x5A in values else track2.split("=")[0]
+    if not pan:
+        v.add(field, "lacks the PAN (tag 5A or 57)")
+    else:
+        problem = cards.validate_pan(pan, f"{field} PAN")
+        if problem:
+            v.add(field, problem)
+        elif track2 and track2.split("=")[0] != pan:
+            v.add(field, "5A and 57 carry different PANs")
+    expiry = values[0x5F24].hex()[:4] if 0x5F24 in values else track2[len(pan) + 1:][:4]
+    if len(expiry) != 4 or not expiry.isdigit() or not 1 <= int(expiry[2:]) <= 12:
+        v.add(field, "lacks a valid expiry date (tag 5F24 YYMMDD or 57)")
+    psn = values[0x5F34].hex() if 0x5F34 in values else ""
+    if psn and (len(psn) != 2 or not psn.isdigit()):
+        v.add(f"{field} 5F34", "PAN sequence number must be 1 byte of 2 BCD digits")
+    out.update(pan=pan, expiry_yymm=expiry, track2=track2, psn=psn,
+               service_code=track2[len(pan) + 5:][:3] if track2 else "",
+               de55=tlv.encode_all((o.tag, o.value) for o in objects if o.tag not in CARD_TAGS),
+               amount=int(values[0x9F02].hex()) if values.get(0x9F02, b"").hex().isdigit()
+               else None)
     return out
 
 

@@ -267,6 +267,8 @@ class IssuerChannel:
             msg["52"] = ctx.zone_pin_block.hex().upper()
         if ctx.emv_tlv:
             msg["55"] = ctx.emv_tlv.hex().upper()
+        if ctx.psn:
+            msg["23"] = ctx.psn.zfill(3)
         return msg
 
 
