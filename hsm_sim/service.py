@@ -1,5 +1,8 @@
 """The HSM's gRPC service: key management and PIN, CVV and PAN commands over the key store.
 
+The EMV issuance commands (ICC master keys for personalisation, issuer script MACs) are in
+:mod:`hsm_sim.emv_commands`; their methods here only hand them the key lookup.
+
 Every command checks its input (:mod:`hsm_sim.checks`: field violations name the field, never
 echo a PIN, a PAN or a key), then fetches its keys by reference and checks each key's type,
 usage and mode of use against what the command needs (:mod:`hsm_sim.usage`), then runs the
@@ -32,7 +35,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cardswitch import errors
 from cardswitch.v1 import hsm_pb2, hsm_pb2_grpc
-from hsm_sim import keystore, usage
+from hsm_sim import emv_commands, keystore, usage
 from hsm_sim.algorithms import cvv, dukpt, dukpt_aes, emv, ibm3624, kcv, mac, pinblock
 from hsm_sim.audit import AuditWriter, KeyUse
 from hsm_sim.checks import (
@@ -558,6 +561,15 @@ class HsmServicer(hsm_pb2_grpc.HsmServiceServicer):
             arpc = emv.arpc2(session_key, request.arqc, request.csu,
                              request.proprietary_auth_data)
         return hsm_pb2.VerifyArqcResponse(verified=True, arpc=arpc)
+
+    async def DeriveIccKeys(self, request: hsm_pb2.DeriveIccKeysRequest,
+                            context: grpc.aio.ServicerContext) -> hsm_pb2.DeriveIccKeysResponse:
+        return await emv_commands.derive_icc_keys(request, self._key, self._store)
+
+    async def GenerateScriptMac(
+        self, request: hsm_pb2.GenerateScriptMacRequest, context: grpc.aio.ServicerContext,
+    ) -> hsm_pb2.GenerateScriptMacResponse:
+        return await emv_commands.generate_script_mac(request, self._key)
 
     async def GenerateMac(self, request: hsm_pb2.GenerateMacRequest,
                           context: grpc.aio.ServicerContext) -> hsm_pb2.GenerateMacResponse:

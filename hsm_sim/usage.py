@@ -95,6 +95,19 @@ class Attributes:
     exportability: str
 
 
+#: The ICC master keys a card is personalised with (DeriveIccKeys), by the type of the issuer
+#: master key each is derived from. X9.143 has no key usage for card keys, so each keeps its
+#: IMK's usage, which names its purpose, and mode X, the only mode X9.143 gives the E usages (the
+#: card derives its session keys from it, EMV Book 2 A1.3); exportable (E) because the
+#: personaliser passes it on to the card. No :data:`KEY_TYPES` entry has these types, so a card
+#: key under a ZMK never imports back as an issuer master key.
+ICC_MASTER_KEYS: dict[str, Attributes] = {
+    "IMK_AC": Attributes("ICC_AC", "TDES_2KEY", "E0", "X", "E"),
+    "IMK_SMI": Attributes("ICC_SMI", "TDES_2KEY", "E2", "X", "E"),
+    "IMK_SMC": Attributes("ICC_SMC", "TDES_2KEY", "E1", "X", "E"),
+}
+
+
 @dataclass(frozen=True)
 class Need:
     """What a command needs of one key: its type(s), usable modes, and optionally usages."""
@@ -200,5 +213,9 @@ DEK_DECRYPT = Need(("DEK",), "BD")
 MAC_GENERATE = Need(("TAK",), "CG")
 MAC_VERIFY = Need(("TAK",), "CV")
 ARQC = Need(("IMK_AC",), "X")
+ICC_AC_DERIVE = Need(("IMK_AC",), "X")
+ICC_SMI_DERIVE = Need(("IMK_SMI",), "X")
+ICC_SMC_DERIVE = Need(("IMK_SMC",), "X")
+SCRIPT_MAC = Need(("IMK_SMI",), "X")
 KEK_WRAP = Need(("ZMK",), "BE")
 KEK_UNWRAP = Need(("ZMK",), "BD")

@@ -32,6 +32,7 @@ from cardswitch.cards import brand_of, validate_pan
 from cardswitch.embossing import EmbossedCard
 from cardswitch.v1 import hsm_pb2, hsm_pb2_grpc
 from issuer_sim import open_to_buy
+from issuer_sim.chip import IMK_AC_REF, IMK_SMC_REF, IMK_SMI_REF
 from issuer_sim.models import ACCOUNT_STATUSES, AUTH_APPROVED, Account, Authorization
 from issuer_sim.processing import (
     CVK_REF,
@@ -56,6 +57,9 @@ ISSUER_KEYS: tuple[tuple[str, hsm_pb2.KeyType, hsm_pb2.KeyAlgorithm], ...] = (
     (CVK_REF, hsm_pb2.KEY_TYPE_CVK, hsm_pb2.KEY_ALGORITHM_TDES_2KEY),
     (DEK_REF, hsm_pb2.KEY_TYPE_DEK, hsm_pb2.KEY_ALGORITHM_AES_256),
     (HMAC_REF, hsm_pb2.KEY_TYPE_HMAC, hsm_pb2.KEY_ALGORITHM_HMAC_SHA256),
+    (IMK_AC_REF, hsm_pb2.KEY_TYPE_IMK_AC, hsm_pb2.KEY_ALGORITHM_TDES_2KEY),
+    (IMK_SMI_REF, hsm_pb2.KEY_TYPE_IMK_SMI, hsm_pb2.KEY_ALGORITHM_TDES_2KEY),
+    (IMK_SMC_REF, hsm_pb2.KEY_TYPE_IMK_SMC, hsm_pb2.KEY_ALGORITHM_TDES_2KEY),
 )
 #: Track 2 discretionary data: PIN verification key index, then a PVV this issuer does not use.
 PVKI, PVV = "1", "0000"

@@ -432,6 +432,66 @@ class VerifyArqcResponse(_message.Message):
     arpc: bytes
     def __init__(self, verified: _Optional[bool] = ..., arpc: _Optional[bytes] = ...) -> None: ...
 
+class DeriveIccKeysRequest(_message.Message):
+    __slots__ = ("imk_ac_key_ref", "imk_smi_key_ref", "imk_smc_key_ref", "pan", "psn", "zmk_key_ref")
+    IMK_AC_KEY_REF_FIELD_NUMBER: _ClassVar[int]
+    IMK_SMI_KEY_REF_FIELD_NUMBER: _ClassVar[int]
+    IMK_SMC_KEY_REF_FIELD_NUMBER: _ClassVar[int]
+    PAN_FIELD_NUMBER: _ClassVar[int]
+    PSN_FIELD_NUMBER: _ClassVar[int]
+    ZMK_KEY_REF_FIELD_NUMBER: _ClassVar[int]
+    imk_ac_key_ref: str
+    imk_smi_key_ref: str
+    imk_smc_key_ref: str
+    pan: str
+    psn: str
+    zmk_key_ref: str
+    def __init__(self, imk_ac_key_ref: _Optional[str] = ..., imk_smi_key_ref: _Optional[str] = ..., imk_smc_key_ref: _Optional[str] = ..., pan: _Optional[str] = ..., psn: _Optional[str] = ..., zmk_key_ref: _Optional[str] = ...) -> None: ...
+
+class ExportedIccKey(_message.Message):
+    __slots__ = ("key_block", "check_value")
+    KEY_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    CHECK_VALUE_FIELD_NUMBER: _ClassVar[int]
+    key_block: str
+    check_value: str
+    def __init__(self, key_block: _Optional[str] = ..., check_value: _Optional[str] = ...) -> None: ...
+
+class DeriveIccKeysResponse(_message.Message):
+    __slots__ = ("icc_ac", "icc_smi", "icc_smc")
+    ICC_AC_FIELD_NUMBER: _ClassVar[int]
+    ICC_SMI_FIELD_NUMBER: _ClassVar[int]
+    ICC_SMC_FIELD_NUMBER: _ClassVar[int]
+    icc_ac: ExportedIccKey
+    icc_smi: ExportedIccKey
+    icc_smc: ExportedIccKey
+    def __init__(self, icc_ac: _Optional[_Union[ExportedIccKey, _Mapping]] = ..., icc_smi: _Optional[_Union[ExportedIccKey, _Mapping]] = ..., icc_smc: _Optional[_Union[ExportedIccKey, _Mapping]] = ...) -> None: ...
+
+class GenerateScriptMacRequest(_message.Message):
+    __slots__ = ("imk_smi_key_ref", "pan", "psn", "atc", "arqc", "command_header", "command_data", "mac_length")
+    IMK_SMI_KEY_REF_FIELD_NUMBER: _ClassVar[int]
+    PAN_FIELD_NUMBER: _ClassVar[int]
+    PSN_FIELD_NUMBER: _ClassVar[int]
+    ATC_FIELD_NUMBER: _ClassVar[int]
+    ARQC_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_HEADER_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_DATA_FIELD_NUMBER: _ClassVar[int]
+    MAC_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    imk_smi_key_ref: str
+    pan: str
+    psn: str
+    atc: bytes
+    arqc: bytes
+    command_header: bytes
+    command_data: bytes
+    mac_length: int
+    def __init__(self, imk_smi_key_ref: _Optional[str] = ..., pan: _Optional[str] = ..., psn: _Optional[str] = ..., atc: _Optional[bytes] = ..., arqc: _Optional[bytes] = ..., command_header: _Optional[bytes] = ..., command_data: _Optional[bytes] = ..., mac_length: _Optional[int] = ...) -> None: ...
+
+class GenerateScriptMacResponse(_message.Message):
+    __slots__ = ("mac",)
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    mac: bytes
+    def __init__(self, mac: _Optional[bytes] = ...) -> None: ...
+
 class GenerateMacRequest(_message.Message):
     __slots__ = ("tak_key_ref", "data", "length")
     TAK_KEY_REF_FIELD_NUMBER: _ClassVar[int]
@@ -497,7 +557,7 @@ class DecryptDataResponse(_message.Message):
     def __init__(self, plaintext: _Optional[bytes] = ...) -> None: ...
 
 class HsmCommand(_message.Message):
-    __slots__ = ("id", "translate_pin", "verify_pin", "generate_cvv", "verify_cvv", "protect_pan", "reveal_pan", "verify_arqc", "generate_mac", "verify_mac", "encrypt_data", "decrypt_data", "generate_pin_offset", "generate_pvv", "generate_random_pin", "generate_key", "import_key", "export_key", "get_key", "derive_dukpt_initial_key")
+    __slots__ = ("id", "translate_pin", "verify_pin", "generate_cvv", "verify_cvv", "protect_pan", "reveal_pan", "verify_arqc", "generate_mac", "verify_mac", "encrypt_data", "decrypt_data", "generate_pin_offset", "generate_pvv", "generate_random_pin", "generate_key", "import_key", "export_key", "get_key", "derive_dukpt_initial_key", "derive_icc_keys", "generate_script_mac")
     ID_FIELD_NUMBER: _ClassVar[int]
     TRANSLATE_PIN_FIELD_NUMBER: _ClassVar[int]
     VERIFY_PIN_FIELD_NUMBER: _ClassVar[int]
@@ -518,6 +578,8 @@ class HsmCommand(_message.Message):
     EXPORT_KEY_FIELD_NUMBER: _ClassVar[int]
     GET_KEY_FIELD_NUMBER: _ClassVar[int]
     DERIVE_DUKPT_INITIAL_KEY_FIELD_NUMBER: _ClassVar[int]
+    DERIVE_ICC_KEYS_FIELD_NUMBER: _ClassVar[int]
+    GENERATE_SCRIPT_MAC_FIELD_NUMBER: _ClassVar[int]
     id: int
     translate_pin: TranslatePinRequest
     verify_pin: VerifyPinRequest
@@ -538,7 +600,9 @@ class HsmCommand(_message.Message):
     export_key: ExportKeyRequest
     get_key: GetKeyRequest
     derive_dukpt_initial_key: DeriveDukptInitialKeyRequest
-    def __init__(self, id: _Optional[int] = ..., translate_pin: _Optional[_Union[TranslatePinRequest, _Mapping]] = ..., verify_pin: _Optional[_Union[VerifyPinRequest, _Mapping]] = ..., generate_cvv: _Optional[_Union[GenerateCvvRequest, _Mapping]] = ..., verify_cvv: _Optional[_Union[VerifyCvvRequest, _Mapping]] = ..., protect_pan: _Optional[_Union[ProtectPanRequest, _Mapping]] = ..., reveal_pan: _Optional[_Union[RevealPanRequest, _Mapping]] = ..., verify_arqc: _Optional[_Union[VerifyArqcRequest, _Mapping]] = ..., generate_mac: _Optional[_Union[GenerateMacRequest, _Mapping]] = ..., verify_mac: _Optional[_Union[VerifyMacRequest, _Mapping]] = ..., encrypt_data: _Optional[_Union[EncryptDataRequest, _Mapping]] = ..., decrypt_data: _Optional[_Union[DecryptDataRequest, _Mapping]] = ..., generate_pin_offset: _Optional[_Union[GeneratePinOffsetRequest, _Mapping]] = ..., generate_pvv: _Optional[_Union[GeneratePvvRequest, _Mapping]] = ..., generate_random_pin: _Optional[_Union[GenerateRandomPinRequest, _Mapping]] = ..., generate_key: _Optional[_Union[GenerateKeyRequest, _Mapping]] = ..., import_key: _Optional[_Union[ImportKeyRequest, _Mapping]] = ..., export_key: _Optional[_Union[ExportKeyRequest, _Mapping]] = ..., get_key: _Optional[_Union[GetKeyRequest, _Mapping]] = ..., derive_dukpt_initial_key: _Optional[_Union[DeriveDukptInitialKeyRequest, _Mapping]] = ...) -> None: ...
+    derive_icc_keys: DeriveIccKeysRequest
+    generate_script_mac: GenerateScriptMacRequest
+    def __init__(self, id: _Optional[int] = ..., translate_pin: _Optional[_Union[TranslatePinRequest, _Mapping]] = ..., verify_pin: _Optional[_Union[VerifyPinRequest, _Mapping]] = ..., generate_cvv: _Optional[_Union[GenerateCvvRequest, _Mapping]] = ..., verify_cvv: _Optional[_Union[VerifyCvvRequest, _Mapping]] = ..., protect_pan: _Optional[_Union[ProtectPanRequest, _Mapping]] = ..., reveal_pan: _Optional[_Union[RevealPanRequest, _Mapping]] = ..., verify_arqc: _Optional[_Union[VerifyArqcRequest, _Mapping]] = ..., generate_mac: _Optional[_Union[GenerateMacRequest, _Mapping]] = ..., verify_mac: _Optional[_Union[VerifyMacRequest, _Mapping]] = ..., encrypt_data: _Optional[_Union[EncryptDataRequest, _Mapping]] = ..., decrypt_data: _Optional[_Union[DecryptDataRequest, _Mapping]] = ..., generate_pin_offset: _Optional[_Union[GeneratePinOffsetRequest, _Mapping]] = ..., generate_pvv: _Optional[_Union[GeneratePvvRequest, _Mapping]] = ..., generate_random_pin: _Optional[_Union[GenerateRandomPinRequest, _Mapping]] = ..., generate_key: _Optional[_Union[GenerateKeyRequest, _Mapping]] = ..., import_key: _Optional[_Union[ImportKeyRequest, _Mapping]] = ..., export_key: _Optional[_Union[ExportKeyRequest, _Mapping]] = ..., get_key: _Optional[_Union[GetKeyRequest, _Mapping]] = ..., derive_dukpt_initial_key: _Optional[_Union[DeriveDukptInitialKeyRequest, _Mapping]] = ..., derive_icc_keys: _Optional[_Union[DeriveIccKeysRequest, _Mapping]] = ..., generate_script_mac: _Optional[_Union[GenerateScriptMacRequest, _Mapping]] = ...) -> None: ...
 
 class CommandError(_message.Message):
     __slots__ = ("code", "message", "field_violations")
@@ -559,7 +623,7 @@ class FieldViolation(_message.Message):
     def __init__(self, field: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class HsmResult(_message.Message):
-    __slots__ = ("id", "error", "translate_pin", "verify_pin", "generate_cvv", "verify_cvv", "protect_pan", "reveal_pan", "verify_arqc", "generate_mac", "verify_mac", "encrypt_data", "decrypt_data", "generate_pin_offset", "generate_pvv", "generate_random_pin", "generate_key", "import_key", "export_key", "get_key", "derive_dukpt_initial_key")
+    __slots__ = ("id", "error", "translate_pin", "verify_pin", "generate_cvv", "verify_cvv", "protect_pan", "reveal_pan", "verify_arqc", "generate_mac", "verify_mac", "encrypt_data", "decrypt_data", "generate_pin_offset", "generate_pvv", "generate_random_pin", "generate_key", "import_key", "export_key", "get_key", "derive_dukpt_initial_key", "derive_icc_keys", "generate_script_mac")
     ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     TRANSLATE_PIN_FIELD_NUMBER: _ClassVar[int]
@@ -581,6 +645,8 @@ class HsmResult(_message.Message):
     EXPORT_KEY_FIELD_NUMBER: _ClassVar[int]
     GET_KEY_FIELD_NUMBER: _ClassVar[int]
     DERIVE_DUKPT_INITIAL_KEY_FIELD_NUMBER: _ClassVar[int]
+    DERIVE_ICC_KEYS_FIELD_NUMBER: _ClassVar[int]
+    GENERATE_SCRIPT_MAC_FIELD_NUMBER: _ClassVar[int]
     id: int
     error: CommandError
     translate_pin: TranslatePinResponse
@@ -602,4 +668,6 @@ class HsmResult(_message.Message):
     export_key: ExportKeyResponse
     get_key: KeyInfo
     derive_dukpt_initial_key: DeriveDukptInitialKeyResponse
-    def __init__(self, id: _Optional[int] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., translate_pin: _Optional[_Union[TranslatePinResponse, _Mapping]] = ..., verify_pin: _Optional[_Union[VerifyPinResponse, _Mapping]] = ..., generate_cvv: _Optional[_Union[GenerateCvvResponse, _Mapping]] = ..., verify_cvv: _Optional[_Union[VerifyCvvResponse, _Mapping]] = ..., protect_pan: _Optional[_Union[ProtectPanResponse, _Mapping]] = ..., reveal_pan: _Optional[_Union[RevealPanResponse, _Mapping]] = ..., verify_arqc: _Optional[_Union[VerifyArqcResponse, _Mapping]] = ..., generate_mac: _Optional[_Union[GenerateMacResponse, _Mapping]] = ..., verify_mac: _Optional[_Union[VerifyMacResponse, _Mapping]] = ..., encrypt_data: _Optional[_Union[EncryptDataResponse, _Mapping]] = ..., decrypt_data: _Optional[_Union[DecryptDataResponse, _Mapping]] = ..., generate_pin_offset: _Optional[_Union[GeneratePinOffsetResponse, _Mapping]] = ..., generate_pvv: _Optional[_Union[GeneratePvvResponse, _Mapping]] = ..., generate_random_pin: _Optional[_Union[GenerateRandomPinResponse, _Mapping]] = ..., generate_key: _Optional[_Union[GenerateKeyResponse, _Mapping]] = ..., import_key: _Optional[_Union[ImportKeyResponse, _Mapping]] = ..., export_key: _Optional[_Union[ExportKeyResponse, _Mapping]] = ..., get_key: _Optional[_Union[KeyInfo, _Mapping]] = ..., derive_dukpt_initial_key: _Optional[_Union[DeriveDukptInitialKeyResponse, _Mapping]] = ...) -> None: ...
+    derive_icc_keys: DeriveIccKeysResponse
+    generate_script_mac: GenerateScriptMacResponse
+    def __init__(self, id: _Optional[int] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., translate_pin: _Optional[_Union[TranslatePinResponse, _Mapping]] = ..., verify_pin: _Optional[_Union[VerifyPinResponse, _Mapping]] = ..., generate_cvv: _Optional[_Union[GenerateCvvResponse, _Mapping]] = ..., verify_cvv: _Optional[_Union[VerifyCvvResponse, _Mapping]] = ..., protect_pan: _Optional[_Union[ProtectPanResponse, _Mapping]] = ..., reveal_pan: _Optional[_Union[RevealPanResponse, _Mapping]] = ..., verify_arqc: _Optional[_Union[VerifyArqcResponse, _Mapping]] = ..., generate_mac: _Optional[_Union[GenerateMacResponse, _Mapping]] = ..., verify_mac: _Optional[_Union[VerifyMacResponse, _Mapping]] = ..., encrypt_data: _Optional[_Union[EncryptDataResponse, _Mapping]] = ..., decrypt_data: _Optional[_Union[DecryptDataResponse, _Mapping]] = ..., generate_pin_offset: _Optional[_Union[GeneratePinOffsetResponse, _Mapping]] = ..., generate_pvv: _Optional[_Union[GeneratePvvResponse, _Mapping]] = ..., generate_random_pin: _Optional[_Union[GenerateRandomPinResponse, _Mapping]] = ..., generate_key: _Optional[_Union[GenerateKeyResponse, _Mapping]] = ..., import_key: _Optional[_Union[ImportKeyResponse, _Mapping]] = ..., export_key: _Optional[_Union[ExportKeyResponse, _Mapping]] = ..., get_key: _Optional[_Union[KeyInfo, _Mapping]] = ..., derive_dukpt_initial_key: _Optional[_Union[DeriveDukptInitialKeyResponse, _Mapping]] = ..., derive_icc_keys: _Optional[_Union[DeriveIccKeysResponse, _Mapping]] = ..., generate_script_mac: _Optional[_Union[GenerateScriptMacResponse, _Mapping]] = ...) -> None: ...

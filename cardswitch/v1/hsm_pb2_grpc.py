@@ -120,6 +120,16 @@ class HsmServiceStub:
                 request_serializer=cardswitch_dot_v1_dot_hsm__pb2.VerifyArqcRequest.SerializeToString,
                 response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.VerifyArqcResponse.FromString,
                 _registered_method=True)
+        self.DeriveIccKeys = channel.unary_unary(
+                '/cardswitch.v1.HsmService/DeriveIccKeys',
+                request_serializer=cardswitch_dot_v1_dot_hsm__pb2.DeriveIccKeysRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.DeriveIccKeysResponse.FromString,
+                _registered_method=True)
+        self.GenerateScriptMac = channel.unary_unary(
+                '/cardswitch.v1.HsmService/GenerateScriptMac',
+                request_serializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateScriptMacRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateScriptMacResponse.FromString,
+                _registered_method=True)
         self.GenerateMac = channel.unary_unary(
                 '/cardswitch.v1.HsmService/GenerateMac',
                 request_serializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateMacRequest.SerializeToString,
@@ -271,6 +281,23 @@ class HsmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeriveIccKeys(self, request, context):
+        """EMV card personalisation: derives a card's ICC master keys (AC, SMI, SMC) from the issuer
+        master keys (EMV Book 2 A1.4.1 option A, as VerifyArqc does) and returns each only as a
+        TR-31 key block under the personalisation transport key (a ZMK).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GenerateScriptMac(self, request, context):
+        """EMV issuer scripts: the MAC of a script command under the card's secure-messaging integrity
+        session key (EMV Book 2 9.2.1, format 1), for the issuer to send with its response.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GenerateMac(self, request, context):
         """MACs: ISO 9797-1 algorithm 3 (retail MAC) under a TDES MAC key, CMAC under an AES one.
         """
@@ -387,6 +414,16 @@ def add_HsmServiceServicer_to_server(servicer, server):
                     servicer.VerifyArqc,
                     request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.VerifyArqcRequest.FromString,
                     response_serializer=cardswitch_dot_v1_dot_hsm__pb2.VerifyArqcResponse.SerializeToString,
+            ),
+            'DeriveIccKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeriveIccKeys,
+                    request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.DeriveIccKeysRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_hsm__pb2.DeriveIccKeysResponse.SerializeToString,
+            ),
+            'GenerateScriptMac': grpc.unary_unary_rpc_method_handler(
+                    servicer.GenerateScriptMac,
+                    request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateScriptMacRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateScriptMacResponse.SerializeToString,
             ),
             'GenerateMac': grpc.unary_unary_rpc_method_handler(
                     servicer.GenerateMac,
@@ -852,6 +889,60 @@ class HsmService:
             '/cardswitch.v1.HsmService/VerifyArqc',
             cardswitch_dot_v1_dot_hsm__pb2.VerifyArqcRequest.SerializeToString,
             cardswitch_dot_v1_dot_hsm__pb2.VerifyArqcResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeriveIccKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.HsmService/DeriveIccKeys',
+            cardswitch_dot_v1_dot_hsm__pb2.DeriveIccKeysRequest.SerializeToString,
+            cardswitch_dot_v1_dot_hsm__pb2.DeriveIccKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateScriptMac(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.HsmService/GenerateScriptMac',
+            cardswitch_dot_v1_dot_hsm__pb2.GenerateScriptMacRequest.SerializeToString,
+            cardswitch_dot_v1_dot_hsm__pb2.GenerateScriptMacResponse.FromString,
             options,
             channel_credentials,
             insecure,

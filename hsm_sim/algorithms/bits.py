@@ -4,6 +4,7 @@ Done on Python integers: one conversion each way instead of a generator over the
 is about five times faster on 8- and 16-byte blocks and matters on the PIN translation path.
 """
 
+from collections.abc import Sequence
 from functools import reduce
 
 
@@ -18,7 +19,7 @@ def xor(left: bytes, right: bytes) -> bytes:
     return (int.from_bytes(left, "big") ^ int.from_bytes(right, "big")).to_bytes(len(left), "big")
 
 
-def xor_all(parts: list[bytes]) -> bytes:
+def xor_all(parts: Sequence[bytes]) -> bytes:
     """The XOR of every part (key components, LMK shares); all the same length.
 
     >>> xor_all([b"\\x01", b"\\x02", b"\\x04"]).hex()

@@ -1190,6 +1190,14 @@ BAD_INPUT = [
         cryptogram_version=hsm_pb2.CRYPTOGRAM_VERSION_MASTERCARD_16, atc=b"\x1c",
         transaction_data=CDOL1, arqc=bytes(8), arc=ARC),
          [("atc", "must be 2 bytes, got 1")]),
+    _bad("DeriveIccKeys", lambda: hsm_pb2.DeriveIccKeysRequest(
+        imk_ac_key_ref="imk", imk_smi_key_ref="imk.smi", imk_smc_key_ref="imk.smi", pan=PAN,
+        psn="1", zmk_key_ref="zmk"),
+         [("psn", "must be 2 digits, got 1 characters")]),
+    _bad("GenerateScriptMac", lambda: hsm_pb2.GenerateScriptMacRequest(
+        imk_smi_key_ref="imk.smi", pan=PAN, atc=ATC, arqc=bytes(8),
+        command_header=bytes.fromhex("84240000"), mac_length=6),
+         [("mac_length", "must be 4 or 8 bytes, got 6")]),
     _bad("GenerateMac", lambda: hsm_pb2.GenerateMacRequest(tak_key_ref="tak", data=b"x",
                                                            length=9),
          [("length", "must be 4 to 8 bytes for a TDES_2KEY MAC key, got 9")]),
