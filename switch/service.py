@@ -249,9 +249,11 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
         ctx = self._context("reversal", request.key, context, v)
         reason = {acquiring_pb2.REVERSAL_REASON_VOID: "void",
                   acquiring_pb2.REVERSAL_REASON_TIMEOUT: "timeout",
-                  acquiring_pb2.REVERSAL_REASON_CUSTOMER_CANCELLATION: "void"}.get(request.reason)
+                  acquiring_pb2.REVERSAL_REASON_CUSTOMER_CANCELLATION: "void",
+                  acquiring_pb2.REVERSAL_REASON_CHIP_DECLINED: "chip_declined",
+                  }.get(request.reason)
         if reason is None:
-            v.add("reason", "must be VOID, TIMEOUT or CUSTOMER_CANCELLATION")
+            v.add("reason", "must be VOID, TIMEOUT, CUSTOMER_CANCELLATION or CHIP_DECLINED")
         which = request.WhichOneof("original")
         if which is None:
             v.add("original", "is required: original_transaction_id or original_key")

@@ -23,6 +23,7 @@ class ReversalReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REVERSAL_REASON_VOID: _ClassVar[ReversalReason]
     REVERSAL_REASON_TIMEOUT: _ClassVar[ReversalReason]
     REVERSAL_REASON_CUSTOMER_CANCELLATION: _ClassVar[ReversalReason]
+    REVERSAL_REASON_CHIP_DECLINED: _ClassVar[ReversalReason]
 
 class TransactionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -50,6 +51,7 @@ REVERSAL_REASON_UNSPECIFIED: ReversalReason
 REVERSAL_REASON_VOID: ReversalReason
 REVERSAL_REASON_TIMEOUT: ReversalReason
 REVERSAL_REASON_CUSTOMER_CANCELLATION: ReversalReason
+REVERSAL_REASON_CHIP_DECLINED: ReversalReason
 TRANSACTION_TYPE_UNSPECIFIED: TransactionType
 TRANSACTION_TYPE_PURCHASE: TransactionType
 TRANSACTION_TYPE_PRE_AUTHORIZATION: TransactionType
