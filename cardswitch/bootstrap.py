@@ -85,6 +85,7 @@ async def start_all(cluster: Cluster, terminals: list[tuple[str, str]],
     cluster.start_hsm()
     await ensure_keys(cluster.hsm)
     cluster.cli("issuer", "seed", "--hsm", cluster.hsm, *seed_args)
+    cluster.cli("card", "issue", "--all", "--hsm", cluster.hsm)
     cluster.start_issuer()
     cluster.start_switch()
     await configure_switch(cluster, terminals, issuer_timeout_ms)

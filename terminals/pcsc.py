@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from terminals.emv.apdu import CardRemoved
+
 log = logging.getLogger(__name__)
 
 Interface = Literal["contact", "contactless"]
@@ -54,10 +56,6 @@ START_TIMEOUT_S = 15.0
 
 class PcscUnavailable(RuntimeError):
     """PC/SC cannot work here; the message says exactly what is missing and how to get it."""
-
-
-class CardAbsent(Exception):
-    """The card left the reader (or never was in it) while the terminal talked to it."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +164,35 @@ def visible_readers() -> list[str]:
         scard.SCardReleaseContext(context)
 
 
+def wait_for_card(reader_name: str, present: bool, timeout_s: float = 5.0) -> None:
+    """Returns once pcscd sees a card in ``reader_name`` (``present``) or an empty reader.
+
+    A virtual card's arrival and departure reach pcscd through its polling, a little later
+    than the socket; a terminal that connected in between would talk to the card just gone.
+    """
+    from smartcard import scard
+
+    result, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if result != scard.SCARD_S_SUCCESS:
+        raise PcscUnavailable(f"cannot reach pcscd: {scard.SCardGetErrorMessage(result)}")
+    wanted = scard.SCARD_STATE_PRESENT if present else scard.SCARD_STATE_EMPTY
+    try:
+        deadline = time.monotonic() + timeout_s
+        states = [(reader_name, scard.SCARD_STATE_UNAWARE)]
+        while True:
+            left_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
+            result, states = scard.SCardGetStatusChange(context, left_ms, states)
+            if result == scard.SCARD_S_SUCCESS and states[0][1] & wanted:
+                return
+            if result not in (scard.SCARD_S_SUCCESS, scard.SCARD_E_TIMEOUT) or left_ms == 0:
+                raise CardRemoved(f"reader {reader_name!r}: no {'card' if present else 'empty'} "
+                                  f"state within {timeout_s:.0f} s "
+                                  f"({scard.SCardGetErrorMessage(result).strip()})")
+            states = [(name, state & ~scard.SCARD_STATE_CHANGED) for name, state, _ in states]
+    finally:
+        scard.SCardReleaseContext(context)
+
+
 def ensure_daemon(state: Path | None = None) -> list[Reader]:
     """Starts cardswitch's pcscd unless it already runs; returns the readers once pcscd lists them.
 
@@ -230,10 +257,12 @@ class PcscLink:
 
     Handles the T=0 status words a terminal must follow up (61xx: GET RESPONSE, 6Cxx: resend
     with the right Le). A missing card, a removed card or a stopped pcscd raise
-    :class:`CardAbsent` or :class:`PcscUnavailable` with the reader's name.
+    :class:`CardRemoved` or :class:`PcscUnavailable` with the reader's name.
     """
 
-    def __init__(self, reader_name: str) -> None:
+    def __init__(self, reader_name: str, wait_s: float = 3.0) -> None:
+        """Connects to the card in ``reader_name``, waiting up to ``wait_s`` for one to arrive
+        (pcscd notices a card some hundred milliseconds after it is inserted)."""
         from smartcard import scard
 
         self._scard: Any = scard
@@ -241,14 +270,23 @@ class PcscLink:
         result, self._context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
         if result != scard.SCARD_S_SUCCESS:
             raise PcscUnavailable(f"cannot reach pcscd: {scard.SCardGetErrorMessage(result)} "
-                                  "(is it running? `cardswitch terminal readers` starts it)")
-        result, self._card, self._protocol = scard.SCardConnect(
-            self._context, reader_name, scard.SCARD_SHARE_SHARED,
-            scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1)
-        if result != scard.SCARD_S_SUCCESS:
-            scard.SCardReleaseContext(self._context)
-            raise CardAbsent(f"reader {reader_name!r}: no card "
-                             f"({scard.SCardGetErrorMessage(result).strip()})")
+                                  "(is it running? `cardswitch card readers` starts it)")
+        deadline = time.monotonic() + wait_s
+        while True:
+            result, self._card, self._protocol = scard.SCardConnect(
+                self._context, reader_name, scard.SCARD_SHARE_SHARED,
+                scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1)
+            if result == scard.SCARD_S_SUCCESS:
+                break
+            if result in (scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED):
+                scard.SCardReleaseContext(self._context)
+                raise PcscUnavailable(f"reader {reader_name!r}: pcscd is not running "
+                                      f"({scard.SCardGetErrorMessage(result).strip()})")
+            if result == scard.SCARD_E_UNKNOWN_READER or time.monotonic() >= deadline:
+                scard.SCardReleaseContext(self._context)
+                raise CardRemoved(f"reader {reader_name!r}: no card "
+                                  f"({scard.SCardGetErrorMessage(result).strip()})")
+            time.sleep(0.02)
         self._pci = (scard.SCARD_PCI_T0 if self._protocol == scard.SCARD_PROTOCOL_T0
                      else scard.SCARD_PCI_T1)
         self.apdus = 0
@@ -257,7 +295,7 @@ class PcscLink:
         scard = self._scard
         result, _reader, _state, _protocol, atr = scard.SCardStatus(self._card)
         if result != scard.SCARD_S_SUCCESS:
-            raise CardAbsent(f"reader {self.reader_name!r}: {scard.SCardGetErrorMessage(result)}")
+            raise CardRemoved(f"reader {self.reader_name!r}: {scard.SCardGetErrorMessage(result)}")
         return bytes(atr)
 
     def _raw(self, apdu: bytes) -> bytes:
@@ -267,7 +305,7 @@ class PcscLink:
             message = scard.SCardGetErrorMessage(result).strip()
             if result in (scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED):
                 raise PcscUnavailable(f"reader {self.reader_name!r}: pcscd stopped ({message})")
-            raise CardAbsent(f"reader {self.reader_name!r}: {message}")
+            raise CardRemoved(f"reader {self.reader_name!r}: {message}")
         self.apdus += 1
         return bytes(response)
 

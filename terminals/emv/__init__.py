@@ -1,0 +1,1 @@
+"""Terminal EMV kernel: tag dictionary, ODA PKI, and the kernel itself."""
