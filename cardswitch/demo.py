@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 from rich.console import Console
@@ -32,6 +32,43 @@ TERMINAL = ("TERM0001", "MERCHANT000001")
 #: Amount the issuer is told to sit on (longer than the link timeout) for the timeout scenario.
 SLOW_AMOUNT = 777
 ISSUER_TIMEOUT_MS = 1500
+
+
+@dataclass(frozen=True)
+class ChipScenario:
+    name: str
+    account: str
+    amount_minor: int
+    contactless: bool
+    pin: str | None
+    cvm: Literal["online_pin", "offline_pin", "any"]
+    expected: str
+    #: The kernel's outcome (terminals.emv.kernel.Outcome).
+    outcome: str
+
+    @property
+    def entry_mode(self) -> str:
+        return "contactless" if self.contactless else "chip"
+
+
+CHIP_SCENARIOS = (
+    ChipScenario("chip, online PIN (Visa CVN 10, DDA)", "acct-visa-ok", 2500, False, "1234",
+                 "online_pin", "00", "approved"),
+    ChipScenario("chip, offline PIN (Mastercard CVN 17, DDA)", "acct-mc-limit", 1500, False,
+                 "1357", "offline_pin", "00", "approved"),
+    ChipScenario("chip, UnionPay CVN 01", "acct-upi-ok", 2000, False, "8642", "any", "00",
+                 "approved"),
+    ChipScenario("contactless under the CVM limit (Mastercard CVN 16, SDA)", "acct-mc-ok",
+                 1200, True, None, "any", "00", "approved"),
+    ChipScenario("contactless over the CVM limit, online PIN (Visa)", "acct-visa-ok", 7500,
+                 True, "1234", "any", "00", "approved"),
+    ChipScenario("chip, insufficient funds: ARPC, card AAC (Visa CVN 18, SDA)",
+                 "acct-visa-low", 9000, False, "2468", "offline_pin", "51", "declined"),
+    ChipScenario("chip, blocked account: declined, application block script",
+                 "acct-visa-blocked", 1000, False, "6666", "any", "62", "declined"),
+    ChipScenario("chip, blocked application: no application to select", "acct-visa-blocked",
+                 1000, False, "6666", "any", "--", "aborted"),
+)
 
 
 @dataclass
@@ -87,7 +124,34 @@ class Demo:
                  ok=bool(retried.replay_consistent),
                  detail=f"replayed={retried.replayed} same_answer={retried.replay_consistent}")
         await self.timeout_scenario()
+        await self.chip_scenarios()
         return self.rows
+
+    async def chip_scenarios(self) -> None:
+        """Chip and contactless purchases: virtual cards in pcscd readers, the EMV kernel."""
+        from terminals import chip, pcsc
+
+        try:
+            await asyncio.to_thread(pcsc.ensure_daemon)
+        except pcsc.PcscUnavailable as exc:
+            self.rows.append(Row("chip and contactless", "chip", "00", "--", False, str(exc)))
+            return
+        for spec in CHIP_SCENARIOS:
+            try:
+                result = await chip.run(self.pos, spec.account, spec.amount_minor, "USD",
+                                        contactless=spec.contactless, pin=spec.pin,
+                                        cvm=spec.cvm, var=self.cluster.var)
+            except Exception as exc:  # a row says what broke, and the rest go on
+                self.rows.append(Row(spec.name, spec.entry_mode, spec.expected, "--", False,
+                                     f"{type(exc).__name__}: {exc}"))
+                continue
+            code = chip.response_code(result)
+            self.rows.append(Row(
+                spec.name, spec.entry_mode, spec.expected, code,
+                code == spec.expected and result.outcome == spec.outcome, result.reason,
+                result.online.transaction_id if result.online else "",
+                f"{result.brand} {result.outcome}, TVR {result.tvr.hex().upper()}, "
+                f"CVM {result.cvm_results.hex().upper()}"))
 
     async def timeout_scenario(self) -> None:
         """The issuer sits on one purchase past the link timeout: 91, then a 0420 reversal."""

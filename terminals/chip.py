@@ -17,6 +17,7 @@ import calendar
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import grpc
@@ -39,9 +40,9 @@ Cvm = Literal["online_pin", "offline_pin", "any"]
 _ENTRY = {"chip": common_pb2.ENTRY_MODE_CHIP, "contactless": common_pb2.ENTRY_MODE_CONTACTLESS}
 #: Terminal capabilities (9F33) by the cardholder verification a transaction should use.
 CAPABILITIES: dict[Cvm, bytes] = {
-    "any": bytes.fromhex("E0E8C8"),
-    "online_pin": bytes.fromhex("E068C8"),   # online PIN, signature, no CVM; no offline PIN
-    "offline_pin": bytes.fromhex("E0A8C8"),  # offline plaintext PIN, signature, no CVM
+    "any": bytes.fromhex("E0E8C0"),
+    "online_pin": bytes.fromhex("E068C0"),   # online PIN, signature, no CVM; no offline PIN
+    "offline_pin": bytes.fromhex("E0A8C0"),  # offline plaintext PIN, signature, no CVM
 }
 
 
@@ -129,28 +130,37 @@ class SwitchHost:
         await self.pos.stub.Reverse(message, timeout=self.pos.timeout_s)
 
 
+def response_code(result: KernelResult) -> str:
+    """The issuer's response code when the card went online, else the terminal's own (Book 4
+    A6: Y1/Z1 offline, Y3/Z3 unable to go online), or ``--`` when nothing was decided."""
+    if result.online is not None and not result.online.unable_to_go_online:
+        return result.online.response_code
+    return {"approved_offline": "Y1", "declined_offline": "Z1"}.get(result.outcome, "--")
+
+
 def _key_ref(key: acquiring_pb2.RequestKey) -> Any:
     from terminals.pos import KeyRef
     return KeyRef(key.stan, key.local_date_time)
 
 
-def terminal_config(pos: Any, currency: str, *, cvm: Cvm = "any") -> TerminalConfig:
+def terminal_config(pos: Any, currency: str, *, cvm: Cvm = "any",
+                    var: Path | None = None) -> TerminalConfig:
     """The kernel's configuration for ``pos``: its ids, currency, and the test PKI's CA keys."""
     cur = currencies.by_alpha(currency)
     numeric = cur.numeric if cur else "840"
     return replace(TerminalConfig(), terminal_id=pos.terminal_id,
                    merchant_id=f"{pos.merchant_id:<15}"[:15], country_code="840",
                    currency_code=numeric[-3:], capabilities=CAPABILITIES[cvm],
-                   ca_keys=emv_config.ca_keys_from(pki.TestPki(issuance.pki_dir())),
+                   ca_keys=emv_config.ca_keys_from(pki.TestPki(issuance.pki_dir(var))),
                    unattended=True)
 
 
 @contextlib.contextmanager
-def inserted(account_id: str, interface: pcsc.Interface, slot: int = 0) -> Iterator[
-        tuple[EmvCard, pcsc.Reader]]:
+def inserted(account_id: str, interface: pcsc.Interface, slot: int = 0,
+             var: Path | None = None) -> Iterator[tuple[EmvCard, pcsc.Reader]]:
     """The account's virtual card in a reader of ``interface`` for the block's duration."""
     reader = pcsc.reader(interface, slot)
-    card = EmvCard.load(issuance.card_path(account_id), issuance.read_kek(), interface)
+    card = EmvCard.load(issuance.card_path(account_id, var), issuance.read_kek(var), interface)
     pcsc.wait_for_card(reader.name, present=False)
     with VirtualCardSocket(card, reader.port):
         pcsc.wait_for_card(reader.name, present=True)
@@ -160,15 +170,18 @@ def inserted(account_id: str, interface: pcsc.Interface, slot: int = 0) -> Itera
 
 async def run(pos: Any, account_id: str, amount_minor: int, currency: str, *,
               contactless: bool = False, pin: str | None = None, cvm: Cvm = "any",
-              slot: int = 0) -> KernelResult:
-    """One chip (or contactless) purchase with the account's card, through pcscd."""
+              slot: int = 0, var: Path | None = None) -> KernelResult:
+    """One chip (or contactless) purchase with the account's card, through pcscd.
+
+    ``var`` is the runtime directory holding the cards and the test PKI (default
+    ``$CARDSWITCH_VAR``)."""
     interface: pcsc.Interface = "contactless" if contactless else "contact"
     host = SwitchHost(pos, asyncio.get_running_loop(), currency)
-    config = terminal_config(pos, currency, cvm=cvm)
+    config = terminal_config(pos, currency, cvm=cvm, var=var)
     cardholder = Cardholder(pin, pos.pinpad_if_provisioned())
 
     def transact() -> KernelResult:
-        with inserted(account_id, interface, slot) as (_card, reader), \
+        with inserted(account_id, interface, slot, var) as (_card, reader), \
                 pcsc.PcscLink(reader.name) as link:
             return Kernel(config, link, cardholder, host).run(amount_minor,
                                                                contactless=contactless)

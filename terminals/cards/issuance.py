@@ -87,25 +87,25 @@ def chip_options(path: Path = DEFAULT_CARDS) -> dict[str, ChipOptions]:
     return out
 
 
-def cards_dir() -> Path:
-    return config.var_dir() / "cards"
+def cards_dir(var: Path | None = None) -> Path:
+    return (var or config.var_dir()) / "cards"
 
 
-def card_path(account_id: str) -> Path:
-    return cards_dir() / f"{account_id}.card.json"
+def card_path(account_id: str, var: Path | None = None) -> Path:
+    return cards_dir(var) / f"{account_id}.card.json"
 
 
-def pki_dir() -> Path:
-    return config.var_dir() / "emv-pki"
+def pki_dir(var: Path | None = None) -> Path:
+    return (var or config.var_dir()) / "emv-pki"
 
 
-def _kek_path() -> Path:
-    return cards_dir() / "perso.kek"
+def _kek_path(var: Path | None = None) -> Path:
+    return cards_dir(var) / "perso.kek"
 
 
-def read_kek() -> bytes:
+def read_kek(var: Path | None = None) -> bytes:
     """The personalisation transport key, as the bureau keeps it."""
-    path = _kek_path()
+    path = _kek_path(var)
     try:
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:
