@@ -282,7 +282,11 @@ class PcscLink:
                 scard.SCardReleaseContext(self._context)
                 raise PcscUnavailable(f"reader {reader_name!r}: pcscd is not running "
                                       f"({scard.SCardGetErrorMessage(result).strip()})")
-            if result == scard.SCARD_E_UNKNOWN_READER or time.monotonic() >= deadline:
+            if result == scard.SCARD_E_UNKNOWN_READER:
+                scard.SCardReleaseContext(self._context)
+                raise PcscUnavailable(f"no reader named {reader_name!r}; pcscd has: "
+                                      f"{', '.join(visible_readers()) or 'none'}")
+            if time.monotonic() >= deadline:
                 scard.SCardReleaseContext(self._context)
                 raise CardRemoved(f"reader {reader_name!r}: no card "
                                   f"({scard.SCardGetErrorMessage(result).strip()})")
