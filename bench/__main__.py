@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["hsm"]:
         from bench import hsm
         return hsm.main(argv[1:])
+    if argv[:1] == ["emv"]:
+        from bench import emv
+        return emv.main(argv[1:])
     p = argparse.ArgumentParser(prog="./run bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=15.0, help="seconds per measurement")
