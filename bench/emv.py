@@ -6,8 +6,9 @@ terminal talks to it through pyscard and pcscd exactly as in the demo.
   1. APDU round trip: SELECT of the application, terminal -> pcscd -> vpcd -> card and back
      -> apdu_rtt_p50_ms / p99
   2. a contact transaction with the card already inserted, SELECT PSE to the second GENERATE
-     AC: ODA (DDA), offline PIN, ARQC, an issuer answering in process (ARQC checked, ARPC made
-     with the algorithms, no network), EXTERNAL AUTHENTICATE, TC -> contact_txn_p50_ms / p99
+     AC: ODA (DDA), offline PIN, ARQC, an issuer answering in process
+     (:class:`terminals.emv.local.LocalIssuer`: ARQC checked, ARPC made with the algorithms, no
+     network), EXTERNAL AUTHENTICATE, TC -> contact_txn_p50_ms / p99
 
 Writes ``bench/results/emv.json`` and prints a table.
 """
@@ -28,66 +29,32 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from cardswitch.cards import luhn_check_digit
 from cardswitch.config import ROOT
-from cardswitch.emv import version_of
-from cardswitch.tlv import encode, flatten
-from hsm_sim.algorithms.emv import arpc1, common_session_key, icc_master_key_a, verify_ac
 from terminals import pcsc
-from terminals.cards import CardProfile, CardSecrets, EmvCard
-from terminals.cards.issuance import certify
+from terminals.cards import EmvCard
 from terminals.cards.vicc import VirtualCardSocket
-from terminals.emv import pki
+from terminals.emv import local, pki
 from terminals.emv.config import TerminalConfig, ca_keys_from
 from terminals.emv.kernel import Kernel
-from terminals.emv.online import OnlineRequest, OnlineResponse
 
-IMK_AC = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
-IMK_SMI = bytes.fromhex("FEDCBA98765432100123456789ABCDEF")
-IMK_SMC = bytes.fromhex("89ABCDEF0123456776543210FEDCBA98")
-PAN = "476173900199001" + luhn_check_digit("476173900199001")
-PIN = "1234"
 SELECT_VISA = bytes.fromhex("00A4040007A000000003101000")
-
-
-class LocalIssuer:
-    """Checks the ARQC and answers an ARPC, in process: the bench times the card path."""
-
-    def authorize(self, request: OnlineRequest) -> OnlineResponse:
-        values = flatten(request.icc_data)
-        version = version_of("visa", values[0x9F10])
-        icc_key = icc_master_key_a(IMK_AC, request.pan, request.psn or "00")
-        key = common_session_key(icc_key, values[0x9F36]) if version.session_key else icc_key
-        if not verify_ac(key, version.ac_data(values), values[0x9F26], version.padding):
-            raise RuntimeError("bench card made a wrong ARQC")
-        arpc = arpc1(key, values[0x9F26], b"00")
-        return OnlineResponse(approved=True, response_code="00",
-                              issuer_emv_data=encode(0x91, arpc + b"00"))
-
-    def reverse(self, request: OnlineRequest, response: OnlineResponse, reason: str) -> None:
-        raise RuntimeError(f"bench transaction reversed: {reason}")
 
 
 class Cardholder:
     def offline_pin(self) -> str:
-        return PIN
+        return local.PIN
 
     def online_pin(self, pan: str) -> None:
         return None
 
 
 def bench_card(directory: Path) -> tuple[EmvCard, TerminalConfig]:
+    """A Visa DDA card from the development issuer keys, and a terminal that trusts its CA."""
     test_pki = pki.TestPki(directory / "pki")
-    profile = CardProfile("visa", PAN, "01", "301231", "250101", "201", "BENCH/CARD",
-                          "0840", "0840", oda="dda")
-    profile, icc_rsa = certify(profile, test_pki)
-    secrets = CardSecrets(icc_mk_ac=icc_master_key_a(IMK_AC, PAN, "01"),
-                          icc_mk_smi=icc_master_key_a(IMK_SMI, PAN, "01"),
-                          icc_mk_smc=icc_master_key_a(IMK_SMC, PAN, "01"),
-                          offline_pin=PIN, icc_rsa=icc_rsa)
+    profile, secrets = local.personalise(test_pki, oda="dda")
     card = EmvCard(profile, secrets, directory / "bench.card.state.json", "contact")
     config = dataclasses.replace(TerminalConfig(), ca_keys=ca_keys_from(test_pki),
-                                 country_code="840", currency_code="840", unattended=True)
+                                 unattended=True)
     return card, config
 
 
@@ -122,14 +89,14 @@ def main(argv: list[str] | None = None) -> int:
                 rtts.append((time.perf_counter() - start) * 1000)
             console.print(f"[bold]2/2[/] {args.transactions} contact transactions, "
                           "SELECT to second GENERATE AC")
-            issuer = LocalIssuer()
+            issuer = local.LocalIssuer()
             for _ in range(args.transactions):
                 before = link.apdus
                 start = time.perf_counter()
                 result = Kernel(config, link, Cardholder(), issuer).run(1000)
                 txns.append((time.perf_counter() - start) * 1000)
                 apdus_per_txn = link.apdus - before
-                if result.outcome != "approved":
+                if result.outcome != "approved" or not all(issuer.arqc_valid):
                     raise RuntimeError(f"bench transaction {result.outcome}: {result.reason}")
         card_side_ms = 1000 * statistics.median(socket.apdu_seconds) if socket.apdu_seconds \
             else 0.0

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 import terminals.cards
 from cardswitch import emv as scheme
 from cardswitch import tlv
-from cardswitch.cards import luhn_check_digit
 from hsm_sim.algorithms.emv import (
     arpc1,
     arpc2,
@@ -29,7 +28,6 @@ from hsm_sim.algorithms.emv import (
 )
 from terminals.cards import (
     CardProfile,
-    CardSecrets,
     EmvCard,
     commands,
     cryptogram,
@@ -49,15 +47,8 @@ from terminals.cards.layout import (
 )
 from terminals.cards.state import state_path
 from terminals.emv import pki
+from terminals.emv.local import IMK_AC, IMK_SMC, IMK_SMI, PANS, PIN, PSN, secrets_for
 
-IMK_AC = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
-IMK_SMI = bytes.fromhex("FEDCBA98765432100123456789ABCDEF")
-IMK_SMC = bytes.fromhex("89ABCDEF0123456776543210FEDCBA98")
-PIN = "1234"
-PSN = "01"
-PANS = {brand: prefix + luhn_check_digit(prefix) for brand, prefix in (
-    ("visa", "476173900101001"), ("mastercard", "541333008901001"),
-    ("unionpay", "621094800000002"))}
 KEK = bytes(range(32))
 
 # What the terminal sends: amount 10.00 USD, TVR with "transaction exceeds floor limit".
@@ -87,12 +78,6 @@ def profile_for(brand: str = "visa", cvn: int | None = None, **changes: object) 
     fields.update(changes)
     return CardProfile(**fields)  # type: ignore[arg-type]
 
-
-def secrets_for(brand: str = "visa", pin: str = PIN) -> CardSecrets:
-    pan = PANS[brand]
-    return CardSecrets(icc_mk_ac=icc_master_key_a(IMK_AC, pan, PSN),
-                       icc_mk_smi=icc_master_key_a(IMK_SMI, pan, PSN),
-                       icc_mk_smc=icc_master_key_a(IMK_SMC, pan, PSN), offline_pin=pin)
 
 
 def make_card(tmp_path: Path, brand: str = "visa", cvn: int | None = None,

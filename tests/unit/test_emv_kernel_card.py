@@ -16,84 +16,22 @@ from typing import Any
 
 import pytest
 
-from cardswitch.cards import luhn_check_digit
-from cardswitch.emv import AAC, TC, version_of
-from cardswitch.tlv import encode, flatten
+from cardswitch.emv import AAC, TC
+from cardswitch.tlv import encode
 from hsm_sim.algorithms.emv import (
-    arpc1,
-    arpc2,
-    common_session_key,
-    icc_master_key_a,
     script_mac,
-    secure_messaging_keys,
-    verify_ac,
 )
 from terminals.cards import CardProfile, CardSecrets, EmvCard
-from terminals.cards.issuance import certify
-from terminals.emv import pki
+from terminals.emv import local, pki
 from terminals.emv.apdu import CardRemoved
 from terminals.emv.config import TerminalConfig, ca_keys_from
 from terminals.emv.kernel import Kernel, KernelResult, OnlineRequest, OnlineResponse
+from terminals.emv.local import PIN, LocalIssuer
 
-IMK_AC = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
-IMK_SMI = bytes.fromhex("FEDCBA98765432100123456789ABCDEF")
-IMK_SMC = bytes.fromhex("89ABCDEF0123456776543210FEDCBA98")
-PIN = "1234"
-PSN = "01"
 TODAY = date(2026, 3, 15)
-PANS = {brand: prefix + luhn_check_digit(prefix) for brand, prefix in (
-    ("visa", "476173900101001"), ("mastercard", "541333008901001"),
-    ("unionpay", "621094800000002"))}
 #: Terminal capabilities 9F33 byte 2 without offline plaintext PIN: the card's CVM list then
 #: falls through to online PIN.
 ONLINE_PIN_ONLY = bytes.fromhex("E068C0")
-
-
-@dataclass
-class Issuer:
-    """Verifies the ARQC from DE 55 and answers 91 (ARPC) and optional scripts."""
-
-    response_code: str = "00"
-    wrong_arpc: bool = False
-    #: Script templates to send, built from the request: (ATC, ARQC, ICC SMI key) → 71/72 TLV.
-    scripts: Any = None
-    arqc_valid: list[bool] = field(default_factory=list)
-    requests: list[OnlineRequest] = field(default_factory=list)
-    reversals: list[str] = field(default_factory=list)
-
-    def authorize(self, request: OnlineRequest) -> OnlineResponse:
-        self.requests.append(request)
-        values = flatten(request.icc_data)
-        brand = brand_of(request.pan)
-        version = version_of(brand, values[0x9F10])
-        icc_mk = icc_master_key_a(IMK_AC, request.pan, request.psn or "00")
-        key = common_session_key(icc_mk, values[0x9F36]) if version.session_key else icc_mk
-        arqc = values[0x9F26]
-        valid = verify_ac(key, version.ac_data(values), arqc, version.padding)
-        self.arqc_valid.append(valid)
-        code = self.response_code if valid else "05"
-        if version.arpc_method == 1:
-            authentication = arpc1(key, arqc, code.encode()) + code.encode()
-        else:
-            csu = bytes(4)
-            authentication = arpc2(key, arqc, csu) + csu
-        if self.wrong_arpc:
-            authentication = bytes([authentication[0] ^ 0x01]) + authentication[1:]
-        issuer_data = encode(0x91, authentication)
-        if self.scripts is not None:
-            smi = icc_master_key_a(IMK_SMI, request.pan, request.psn or "00")
-            smc = icc_master_key_a(IMK_SMC, request.pan, request.psn or "00")
-            integrity = secure_messaging_keys(smi, smc, arqc).integrity
-            issuer_data += self.scripts(values[0x9F36], arqc, integrity)
-        return OnlineResponse(approved=code == "00", response_code=code,
-                              issuer_emv_data=issuer_data, transaction_id="T1")
-
-    def reverse(self, request: OnlineRequest, response: OnlineResponse, reason: str) -> None:
-        self.reversals.append(reason)
-
-
-def brand_of(pan: str) -> str:
-    return next(brand for brand, known in PANS.items() if known == pan)
 
 
 @dataclass
@@ -136,16 +74,8 @@ def config(test_pki: pki.TestPki) -> TerminalConfig:
 
 def personalise(test_pki: pki.TestPki, *, brand: str = "visa", oda: str = "dda",
                 contactless: bool = False) -> tuple[CardProfile, CardSecrets]:
-    pan = PANS[brand]
-    profile = CardProfile(brand, pan, PSN, "291231", "240101", "201",  # type: ignore[arg-type]
-                          "CARDSWITCH/TEST", "0978", "0250", oda=oda,  # type: ignore[arg-type]
-                          contactless=contactless)
-    profile, icc_rsa = certify(profile, test_pki, TODAY)
-    secrets = CardSecrets(icc_mk_ac=icc_master_key_a(IMK_AC, pan, PSN),
-                          icc_mk_smi=icc_master_key_a(IMK_SMI, pan, PSN),
-                          icc_mk_smc=icc_master_key_a(IMK_SMC, pan, PSN),
-                          offline_pin=PIN, icc_rsa=icc_rsa)
-    return profile, secrets
+    return local.personalise(test_pki, brand=brand, oda=oda, contactless=contactless,
+                             today=TODAY)
 
 
 def card(tmp_path: Path, test_pki: pki.TestPki, *, interface: str = "contact",
@@ -158,7 +88,7 @@ def card(tmp_path: Path, test_pki: pki.TestPki, *, interface: str = "contact",
 @dataclass
 class Done:
     result: KernelResult
-    issuer: Issuer
+    issuer: LocalIssuer
     cardholder: Cardholder
 
     def step(self, name: str) -> list[str]:
@@ -166,9 +96,9 @@ class Done:
 
 
 def run(emv_card: EmvCard, config: TerminalConfig, amount: int = 2500, *,
-        issuer: Issuer | None = None, cardholder: Cardholder | None = None,
+        issuer: LocalIssuer | None = None, cardholder: Cardholder | None = None,
         contactless: bool = False, remove_at: str | None = None) -> Done:
-    issuer, cardholder = issuer or Issuer(), cardholder or Cardholder()
+    issuer, cardholder = issuer or LocalIssuer(), cardholder or Cardholder()
     kernel = Kernel(config, InProcessLink(emv_card, remove_at=remove_at), cardholder, issuer,
                     today=TODAY)
     return Done(kernel.run(amount, contactless=contactless), issuer, cardholder)
@@ -216,7 +146,7 @@ def test_wrong_offline_pin_is_retried_and_the_right_one_accepted(
 
 def test_wrong_arpc_makes_the_card_decline_and_the_terminal_reverse(
         tmp_path: Path, test_pki: pki.TestPki, config: TerminalConfig) -> None:
-    done = run(card(tmp_path, test_pki), config, issuer=Issuer(wrong_arpc=True))
+    done = run(card(tmp_path, test_pki), config, issuer=LocalIssuer(wrong_arpc=True))
 
     assert done.step("ISSUER AUTHENTICATION") == ["failed"]
     assert done.result.outcome == "declined_by_card"
@@ -229,7 +159,7 @@ def test_mastercard_checks_the_arpc_in_cdol2_and_a_wrong_one_is_reversed(
         tmp_path: Path, test_pki: pki.TestPki, config: TerminalConfig) -> None:
     right = run(card(tmp_path / "a", test_pki, brand="mastercard"), config)
     wrong = run(card(tmp_path / "b", test_pki, brand="mastercard"), config,
-                issuer=Issuer(wrong_arpc=True))
+                issuer=LocalIssuer(wrong_arpc=True))
 
     assert right.step("ISSUER AUTHENTICATION") == ["in the second GENERATE AC"]
     assert right.result.outcome == "approved"
@@ -239,7 +169,7 @@ def test_mastercard_checks_the_arpc_in_cdol2_and_a_wrong_one_is_reversed(
 
 def test_issuer_decline_gets_an_aac_from_the_card(
         tmp_path: Path, test_pki: pki.TestPki, config: TerminalConfig) -> None:
-    done = run(card(tmp_path, test_pki), config, issuer=Issuer(response_code="51"))
+    done = run(card(tmp_path, test_pki), config, issuer=LocalIssuer(response_code="51"))
 
     assert (done.result.outcome, done.result.cid) == ("declined", AAC)
     assert done.issuer.reversals == []
@@ -247,7 +177,7 @@ def test_issuer_decline_gets_an_aac_from_the_card(
 
 def test_unable_to_go_online_ends_declined_offline_by_this_card(
         tmp_path: Path, test_pki: pki.TestPki, config: TerminalConfig) -> None:
-    class Offline(Issuer):
+    class Offline(LocalIssuer):
         def authorize(self, request: OnlineRequest) -> OnlineResponse:
             return OnlineResponse(approved=False, response_code="", unable_to_go_online=True)
 
@@ -274,7 +204,7 @@ def test_application_block_script_blocks_the_next_transaction(
         return encode(0x72, encode(0x9F18, bytes.fromhex("00000001")) + encode(0x86, command))
 
     emv_card = card(tmp_path, test_pki)
-    first = run(emv_card, config, issuer=Issuer(scripts=block))
+    first = run(emv_card, config, issuer=LocalIssuer(scripts=block))
     second = run(emv_card, config)
 
     assert first.result.outcome == "approved"
