@@ -97,11 +97,14 @@ def parse(message: Message, pan: str) -> ChipRequest | None:
 
 
 class ChipIssuer:
-    """Verifies cryptograms and builds the issuer's chip answer, through the HSM."""
+    """Verifies cryptograms and builds the issuer's chip answer, through the HSM.
 
-    def __init__(self, stub: Any, timeout_s: float) -> None:
-        self._stub = stub
-        self._timeout = timeout_s
+    ``hsm`` is the issuer's :class:`~issuer_sim.processing.GrpcHsm`: its ``call`` puts the
+    deadline on every call and turns an HSM that is down into ``HsmUnavailable`` (answer 91).
+    """
+
+    def __init__(self, hsm: Any) -> None:
+        self._hsm = hsm
 
     def _verify_request(self, pan: str, chip: ChipRequest,
                         code: str) -> hsm_pb2.VerifyArqcRequest:
@@ -119,8 +122,8 @@ class ChipIssuer:
 
     async def verify(self, pan: str, chip: ChipRequest, code: str = "00") -> bytes | None:
         """The issuer authentication data 91 for answer ``code``, or None for a wrong ARQC."""
-        response = await self._stub.VerifyArqc(self._verify_request(pan, chip, code),
-                                               timeout=self._timeout)
+        response = await self._hsm.call(self._hsm.stub.VerifyArqc,
+                                        self._verify_request(pan, chip, code))
         if not response.verified:
             return None
         if chip.version.arpc_method == 1:
@@ -130,10 +133,11 @@ class ChipIssuer:
     async def script(self, pan: str, chip: ChipRequest, name: str) -> bytes:
         """Template 72 holding one script command with its MAC."""
         header, data = SCRIPTS[name]
-        response = await self._stub.GenerateScriptMac(hsm_pb2.GenerateScriptMacRequest(
+        response = await self._hsm.call(self._hsm.stub.GenerateScriptMac,
+                                        hsm_pb2.GenerateScriptMacRequest(
             imk_smi_key_ref=IMK_SMI_REF, pan=pan, psn=chip.psn, atc=chip.values[0x9F36],
             arqc=chip.arqc, command_header=header, command_data=data,
-            mac_length=SCRIPT_MAC_LENGTH), timeout=self._timeout)
+            mac_length=SCRIPT_MAC_LENGTH))
         body = data + bytes(response.mac)
         command = header + bytes([len(body)]) + body
         script_id = next(_script_ids).to_bytes(4, "big")

@@ -192,7 +192,7 @@ async def start(port: int, control_port: int, hsm_address: str, metrics_port: in
     await asyncio.to_thread(db.upgrade, url, "issuer_sim")
     channel = grpc.aio.insecure_channel(hsm_address)
     hsm = GrpcHsm(channel)
-    processor = Processor(url, hsm, chip_issuer=chip.ChipIssuer(hsm.stub, hsm.timeout_s))
+    processor = Processor(url, hsm, chip_issuer=chip.ChipIssuer(hsm))
     faults, stats = Faults.from_env(), Stats()
     issuer = IssuerHost(processor, faults, stats)
     tcp = await asyncio.start_server(issuer.handle_connection, host, port)

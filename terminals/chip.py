@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -32,9 +32,10 @@ from terminals.cards.vicc import VirtualCardSocket
 from terminals.emv import config as emv_config
 from terminals.emv import pki
 from terminals.emv.config import TerminalConfig
-from terminals.emv.kernel import Kernel, KernelResult
+from terminals.emv.kernel import CardLink, Kernel, KernelResult, OnlineHost
 from terminals.emv.online import OnlineRequest, OnlineResponse
 from terminals.pinpad import PinPad
+from terminals.pos import KeyRef
 
 Cvm = Literal["online_pin", "offline_pin", "any"]
 _ENTRY = {"chip": common_pb2.ENTRY_MODE_CHIP, "contactless": common_pb2.ENTRY_MODE_CONTACTLESS}
@@ -138,8 +139,7 @@ def response_code(result: KernelResult) -> str:
     return {"approved_offline": "Y1", "declined_offline": "Z1"}.get(result.outcome, "--")
 
 
-def _key_ref(key: acquiring_pb2.RequestKey) -> Any:
-    from terminals.pos import KeyRef
+def _key_ref(key: acquiring_pb2.RequestKey) -> KeyRef:
     return KeyRef(key.stan, key.local_date_time)
 
 
@@ -157,33 +157,38 @@ def terminal_config(pos: Any, currency: str, *, cvm: Cvm = "any",
 
 @contextlib.contextmanager
 def inserted(account_id: str, interface: pcsc.Interface, slot: int = 0,
-             var: Path | None = None) -> Iterator[tuple[EmvCard, pcsc.Reader]]:
+             var: Path | None = None) -> Iterator[tuple[VirtualCardSocket, pcsc.Reader]]:
     """The account's virtual card in a reader of ``interface`` for the block's duration."""
     reader = pcsc.reader(interface, slot)
     card = EmvCard.load(issuance.card_path(account_id, var), issuance.read_kek(var), interface)
     pcsc.wait_for_card(reader.name, present=False)
-    with VirtualCardSocket(card, reader.port):
+    with VirtualCardSocket(card, reader.port) as socket:
         pcsc.wait_for_card(reader.name, present=True)
-        yield card, reader
+        yield socket, reader
     pcsc.wait_for_card(reader.name, present=False)
 
 
 async def run(pos: Any, account_id: str, amount_minor: int, currency: str, *,
               contactless: bool = False, pin: str | None = None, cvm: Cvm = "any",
-              slot: int = 0, var: Path | None = None) -> KernelResult:
+              slot: int = 0, var: Path | None = None,
+              wrap_host: Callable[[SwitchHost], OnlineHost] = lambda host: host,
+              wrap_link: Callable[[pcsc.PcscLink, VirtualCardSocket], CardLink] = (
+                  lambda link, _socket: link),
+              ) -> KernelResult:
     """One chip (or contactless) purchase with the account's card, through pcscd.
 
     ``var`` is the runtime directory holding the cards and the test PKI (default
-    ``$CARDSWITCH_VAR``)."""
+    ``$CARDSWITCH_VAR``). ``wrap_host`` and ``wrap_link`` may stand between the kernel and the
+    switch or the card (fault tests tamper with cryptograms or pull the card there)."""
     interface: pcsc.Interface = "contactless" if contactless else "contact"
-    host = SwitchHost(pos, asyncio.get_running_loop(), currency)
+    host = wrap_host(SwitchHost(pos, asyncio.get_running_loop(), currency))
     config = terminal_config(pos, currency, cvm=cvm, var=var)
     cardholder = Cardholder(pin, pos.pinpad_if_provisioned())
 
     def transact() -> KernelResult:
-        with inserted(account_id, interface, slot, var) as (_card, reader), \
+        with inserted(account_id, interface, slot, var) as (socket, reader), \
                 pcsc.PcscLink(reader.name) as link:
-            return Kernel(config, link, cardholder, host).run(amount_minor,
-                                                               contactless=contactless)
+            return Kernel(config, wrap_link(link, socket), cardholder, host).run(
+                amount_minor, contactless=contactless)
 
     return await asyncio.to_thread(transact)

@@ -161,9 +161,11 @@ def build_profile(card: EmbossedCard, options: ChipOptions, currency: str,
                   today: date | None = None) -> CardProfile:
     """The card's profile before its ODA data, from its embossing and chip options."""
     today = today or date.today()
-    brand = card.brand if card.brand in emv.AIDS else "visa"
+    if card.brand not in emv.AIDS:
+        raise ValueError(f"{card.account_id}.brand: no chip application for {card.brand!r} "
+                         f"(cards carry {', '.join(emv.AIDS)})")
     return CardProfile(
-        brand=brand, pan=card.pan, psn=options.psn,  # type: ignore[arg-type]
+        brand=card.brand, pan=card.pan, psn=options.psn,  # type: ignore[arg-type]
         expiry=_last_day(card.expiry_yymm), effective=today.strftime("%y%m01"),
         service_code=card.service_code, cardholder_name="CARDSWITCH/TEST",
         currency_numeric=CURRENCY_NUMERIC.get(currency, "0840"),

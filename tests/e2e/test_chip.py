@@ -26,10 +26,9 @@ from cardswitch.launcher import Cluster
 from cardswitch.v1 import acquiring_pb2, common_pb2, issuer_pb2, issuer_pb2_grpc
 from terminals import chip, pcsc
 from terminals.cards import issuance
-from terminals.cards.applet import EmvCard
 from terminals.cards.state import state_path
 from terminals.cards.vicc import VirtualCardSocket
-from terminals.emv.kernel import Kernel, KernelResult
+from terminals.emv.kernel import KernelResult
 from terminals.emv.online import OnlineRequest, OnlineResponse
 from terminals.pinpad import provision
 from terminals.pos import Pos, StanCounter, open_channel
@@ -122,26 +121,15 @@ def _transact(world: dict[str, Any], account_id: str, amount_minor: int, *,
               link_hook: Callable[[Any, VirtualCardSocket], Any] = lambda link, _s: link,
               ) -> tuple[KernelResult, chip.SwitchHost]:
     """One purchase with the account's virtual card, through pcscd, with optional hooks."""
-    loop, pos, var = world["loop"], world["pos"], world["var"]
-    interface: pcsc.Interface = "contactless" if contactless else "contact"
-    config = chip.terminal_config(pos, "USD", cvm=cvm, var=var)
+    hosts: list[chip.SwitchHost] = []
 
-    async def run() -> tuple[KernelResult, chip.SwitchHost]:
-        host = host_hook(chip.SwitchHost(pos, asyncio.get_running_loop(), "USD"))
-
-        def in_thread() -> KernelResult:
-            reader = pcsc.reader(interface)
-            card = EmvCard.load(issuance.card_path(account_id, var), issuance.read_kek(var),
-                                interface)
-            pcsc.wait_for_card(reader.name, present=False)
-            with VirtualCardSocket(card, reader.port) as socket:
-                pcsc.wait_for_card(reader.name, present=True)
-                with pcsc.PcscLink(reader.name) as link:
-                    kernel = Kernel(config, link_hook(link, socket),
-                                    chip.Cardholder(pin, pos.pinpad), host)
-                    return kernel.run(amount_minor, contactless=contactless)
-        return await asyncio.to_thread(in_thread), host
-    return loop.run_until_complete(run())  # type: ignore[no-any-return]
+    def keep(host: chip.SwitchHost) -> chip.SwitchHost:
+        hosts.append(host_hook(host))
+        return hosts[-1]
+    result = world["loop"].run_until_complete(chip.run(
+        world["pos"], account_id, amount_minor, "USD", contactless=contactless, pin=pin,
+        cvm=cvm, var=world["var"], wrap_host=keep, wrap_link=link_hook))
+    return result, hosts[0]
 
 
 def test_contact_approval_debits_the_account_and_counts_the_atc(world: dict[str, Any]) -> None:
