@@ -47,3 +47,10 @@ def scenario_runner() -> Callable[[Scenario], None]:
                 await scenario(stub)
         asyncio.run(main())
     return run
+
+
+async def failure(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
+    """The gRPC error ``call`` ends in; fails the test if it succeeds."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value

@@ -16,7 +16,7 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from cardswitch.errors import field_violations_of
 from cardswitch.v1 import common_pb2, hsm_pb2
 from hsm_sim import lmk, server
 from hsm_sim.algorithms import dukpt
-from tests.hsm_support import Scenario, fresh_hsm_home, scenario_runner
+from tests.hsm_support import failure
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::cryptography.utils.CryptographyDeprecationWarning"  # psec and pyemv use TripleDES
@@ -109,13 +109,6 @@ DECIMALIZATION = "0123456789012345"
 
 
 
-@pytest.fixture
-def hsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Scenario], None]:
-    """Runs a scenario against a fresh HSM (SQLite and LMK under tmp_path) through its stub."""
-    fresh_hsm_home(tmp_path, monkeypatch)
-    return scenario_runner()
-
-
 @cache
 def device_key() -> rsa.RSAPrivateKey:
     """The PIN pad's RSA key pair for remote key loading (made once: 2048-bit keys are slow)."""
@@ -130,12 +123,6 @@ def device_pem() -> bytes:
 def oaep_decrypt(ciphertext: bytes) -> bytes:
     return device_key().decrypt(ciphertext, padding.OAEP(
         mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None))
-
-
-async def failure(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value
 
 
 def components_of(clear: bytes) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from cardswitch.errors import field_violations_of
 from cardswitch.v1 import hsm_pb2
 from hsm_sim import audit, lmk
 from hsm_sim.algorithms import emv, keyblock
-from tests.hsm_support import Scenario, fresh_hsm_home, scenario_runner
+from tests.hsm_support import failure
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::cryptography.utils.CryptographyDeprecationWarning"  # psec and pyemv use TripleDES
@@ -65,19 +65,6 @@ KEYS: dict[str, tuple[hsm_pb2.KeyType, hsm_pb2.KeyAlgorithm, bytes, str]] = {
     "zpk": (hsm_pb2.KEY_TYPE_ZPK, TDES_2KEY, ZPK, ""),
     "tak": (hsm_pb2.KEY_TYPE_TAK, TDES_2KEY, TAK, ""),
 }
-
-
-@pytest.fixture
-def hsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Scenario], None]:
-    """Runs a scenario against a fresh HSM (SQLite and LMK under tmp_path) through its stub."""
-    fresh_hsm_home(tmp_path, monkeypatch)
-    return scenario_runner()
-
-
-async def failure(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value
 
 
 async def load_keys(stub: Any) -> None:

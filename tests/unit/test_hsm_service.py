@@ -14,7 +14,6 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from cardswitch.errors import field_violations_of
 from cardswitch.v1 import common_pb2, hsm_pb2, hsm_pb2_grpc
 from hsm_sim import audit, lmk
 from hsm_sim.algorithms import dukpt, tdes
-from tests.hsm_support import Scenario, fresh_hsm_home, scenario_runner
+from tests.hsm_support import failure
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::cryptography.utils.CryptographyDeprecationWarning"  # psec uses the old TripleDES
@@ -42,19 +41,6 @@ KSN = dukpt.make_ksn(bytes.fromhex("FFFF987654"), 0x19087, 1)
 ISO_0, ISO_1, ISO_3 = (common_pb2.PIN_BLOCK_FORMAT_ISO_0, common_pb2.PIN_BLOCK_FORMAT_ISO_1,
                        common_pb2.PIN_BLOCK_FORMAT_ISO_3)
 
-
-
-@pytest.fixture
-def hsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Scenario], None]:
-    """Runs a scenario against a fresh HSM (SQLite and LMK under tmp_path) through its stub."""
-    fresh_hsm_home(tmp_path, monkeypatch)
-    return scenario_runner()
-
-
-async def failure(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value
 
 
 async def import_key(stub: Any, label: str, key_type: hsm_pb2.KeyType,
