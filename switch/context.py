@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cardswitch import responses
+from cardswitch.v1 import admin_pb2
 
 
 class Decline(Exception):
@@ -51,12 +52,20 @@ class TerminalConfig:
 
 @dataclass(frozen=True, slots=True)
 class LinkConfig:
+    """A link as configured; nested settings are their ``cardswitch.v1.admin`` messages."""
+
     name: str
     host: str
     port: int
     zpk_key_ref: str
     timeout_ms: int
     acquirer_id: str
+    kind: str = "iso8583"
+    zmk_key_ref: str = ""
+    dialect: admin_pb2.Iso8583Dialect = field(default_factory=admin_pb2.Iso8583Dialect)
+    stand_in: admin_pb2.StandInRules = field(default_factory=admin_pb2.StandInRules)
+    breaker: admin_pb2.CircuitBreaker = field(default_factory=admin_pb2.CircuitBreaker)
+    wallet: admin_pb2.WalletEndpoint = field(default_factory=admin_pb2.WalletEndpoint)
 
 
 @dataclass(slots=True)
@@ -67,6 +76,8 @@ class ChannelResult:
     #: [(balance type "ledger"|"available", currency alpha, amount minor)]
     balances: list[tuple[str, str, int]] = field(default_factory=list)
     issuer_emv_data: bytes = b""
+    #: Wallet payments: the provider's reference for the payment.
+    provider_reference: str = ""
 
 
 @dataclass(slots=True)
@@ -91,9 +102,15 @@ class TxnContext:
     pin_block: bytes = b""
     ksn: bytes = b""
     zone_pin_block: bytes = b""
+    #: PIN blocks from an acquirer host arrive under its zone PIN key, not a terminal's DUKPT.
+    pin_zpk_key_ref: str = ""
     #: Chip data for DE 55 (card data such as 5A and 57 removed) and the PAN sequence number.
     emv_tlv: bytes = b""
     psn: str = ""
+    #: Wallet payments: provider name, the customer-presented payment code, "qr" or "token".
+    wallet_provider: str = ""
+    wallet_token: str = ""
+    wallet_presentation: str = ""
     pan_token: str | None = None
     last_four: str | None = None
     bin: str | None = None
@@ -112,6 +129,14 @@ class TxnContext:
     void_by_advice: bool = False
     replayed: bool = False
     stored: dict[str, Any] | None = None
+    #: Links to try in order (the routed primary first, then its secondaries).
+    candidates: list[LinkConfig] = field(default_factory=list)
+    stood_in: bool = False
+    risk_score: int | None = None
+    risk_decision: str = ""
+    risk_rules: list[str] = field(default_factory=list)
+    #: Events to write to the outbox with the outcome, in the same transaction: (type, data).
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -108,10 +108,14 @@ class TranslatePin:
         if not ctx.pin_block or ctx.link is None:
             return
         try:
-            answer = await self.deps.hsm.TranslatePin(hsm_pb2.TranslatePinRequest(
-                source_bdk_key_ref=ctx.terminal.bdk_key_ref, ksn=ctx.ksn,
-                destination_zpk_key_ref=ctx.link.zpk_key_ref, pin_block=ctx.pin_block,
-                pan=ctx.pan), timeout=_hsm_timeout(ctx))
+            if ctx.pin_zpk_key_ref:
+                request = hsm_pb2.TranslatePinRequest(source_zpk_key_ref=ctx.pin_zpk_key_ref)
+            else:
+                request = hsm_pb2.TranslatePinRequest(source_bdk_key_ref=ctx.terminal.bdk_key_ref,
+                                                      ksn=ctx.ksn)
+            request.destination_zpk_key_ref = ctx.link.zpk_key_ref
+            request.pin_block, request.pan = ctx.pin_block, ctx.pan
+            answer = await self.deps.hsm.TranslatePin(request, timeout=_hsm_timeout(ctx))
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise Decline("55", "PIN block does not decode under the terminal's key") from exc

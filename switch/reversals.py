@@ -1,6 +1,6 @@
 """Store-and-forward of reversal advices (0420): repeated, with backoff, until acknowledged.
 
-Rows in ``switch_reversal_queue`` are leased (``locked_until``) before they are sent, so several
+Rows in ``switch_saf_queue`` are leased (``locked_until``) before they are sent, so several
 switch nodes can run this worker on one database without sending the same advice twice at once.
 The issuer treats 0420 idempotently, so a repeat after a lost acknowledgement is harmless.
 """

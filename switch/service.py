@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
@@ -40,6 +41,10 @@ from switch.pipeline import (
     record,
 )
 from switch.validation import Violations
+
+#: Set by an acquirer host (ISO 8583 in) to the key its DE 52 PIN blocks are under; gRPC
+#: terminals leave it empty (their PIN blocks are under DUKPT).
+PIN_SOURCE_ZPK: ContextVar[str] = ContextVar("pin_source_zpk", default="")
 
 DEFAULT_DEADLINE_S = 30.0
 #: Below this much time left the switch refuses the call before writing anything.
@@ -124,6 +129,7 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
         if has_pin:
             validation.check_pin_block(request.pin_block, v)
             ctx.pin_block, ctx.ksn = request.pin_block.block, request.pin_block.ksn
+            ctx.pin_zpk_key_ref = PIN_SOURCE_ZPK.get()
         elif pin_required:
             v.add("pin_block", "is required: this card and transaction need online PIN")
 

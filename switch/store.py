@@ -13,10 +13,10 @@ from sqlalchemy import Connection, Table, and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from switch.journal import BulkOp
-from switch.models import JournalEntry, ReversalQueueEntry, utcnow
+from switch.models import JournalEntry, SafEntry, utcnow
 
 J: Table = JournalEntry.__table__  # type: ignore[assignment]
-Q: Table = ReversalQueueEntry.__table__  # type: ignore[assignment]
+Q: Table = SafEntry.__table__  # type: ignore[assignment]
 
 
 def _insert(conn: Connection, table: Any) -> Any:

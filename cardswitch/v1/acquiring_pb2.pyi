@@ -17,6 +17,13 @@ class AuthorizationType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUTHORIZATION_TYPE_PURCHASE: _ClassVar[AuthorizationType]
     AUTHORIZATION_TYPE_PRE_AUTHORIZATION: _ClassVar[AuthorizationType]
 
+class RiskDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RISK_DECISION_UNSPECIFIED: _ClassVar[RiskDecision]
+    RISK_DECISION_APPROVE: _ClassVar[RiskDecision]
+    RISK_DECISION_DECLINE: _ClassVar[RiskDecision]
+    RISK_DECISION_REVIEW: _ClassVar[RiskDecision]
+
 class ReversalReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     REVERSAL_REASON_UNSPECIFIED: _ClassVar[ReversalReason]
@@ -47,6 +54,10 @@ class TransactionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 AUTHORIZATION_TYPE_UNSPECIFIED: AuthorizationType
 AUTHORIZATION_TYPE_PURCHASE: AuthorizationType
 AUTHORIZATION_TYPE_PRE_AUTHORIZATION: AuthorizationType
+RISK_DECISION_UNSPECIFIED: RiskDecision
+RISK_DECISION_APPROVE: RiskDecision
+RISK_DECISION_DECLINE: RiskDecision
+RISK_DECISION_REVIEW: RiskDecision
 REVERSAL_REASON_UNSPECIFIED: ReversalReason
 REVERSAL_REASON_VOID: ReversalReason
 REVERSAL_REASON_TIMEOUT: ReversalReason
@@ -100,7 +111,7 @@ class AuthorizeRequest(_message.Message):
     def __init__(self, key: _Optional[_Union[RequestKey, _Mapping]] = ..., type: _Optional[_Union[AuthorizationType, str]] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., card: _Optional[_Union[_common_pb2.CardInput, _Mapping]] = ..., entry_mode: _Optional[_Union[_common_pb2.EntryMode, str]] = ..., pin_block: _Optional[_Union[_common_pb2.EncryptedPinBlock, _Mapping]] = ..., mcc: _Optional[str] = ...) -> None: ...
 
 class AuthorizeResponse(_message.Message):
-    __slots__ = ("transaction_id", "result", "approval_code", "rrn", "approved_amount", "balances", "replayed", "masked_pan", "issuer_emv_data")
+    __slots__ = ("transaction_id", "result", "approval_code", "rrn", "approved_amount", "balances", "replayed", "masked_pan", "issuer_emv_data", "stood_in", "risk", "link", "provider_reference")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     APPROVAL_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +121,10 @@ class AuthorizeResponse(_message.Message):
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
     MASKED_PAN_FIELD_NUMBER: _ClassVar[int]
     ISSUER_EMV_DATA_FIELD_NUMBER: _ClassVar[int]
+    STOOD_IN_FIELD_NUMBER: _ClassVar[int]
+    RISK_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     transaction_id: str
     result: _common_pb2.Result
     approval_code: str
@@ -119,7 +134,21 @@ class AuthorizeResponse(_message.Message):
     replayed: bool
     masked_pan: str
     issuer_emv_data: bytes
-    def __init__(self, transaction_id: _Optional[str] = ..., result: _Optional[_Union[_common_pb2.Result, _Mapping]] = ..., approval_code: _Optional[str] = ..., rrn: _Optional[str] = ..., approved_amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., balances: _Optional[_Iterable[_Union[_common_pb2.Balance, _Mapping]]] = ..., replayed: _Optional[bool] = ..., masked_pan: _Optional[str] = ..., issuer_emv_data: _Optional[bytes] = ...) -> None: ...
+    stood_in: bool
+    risk: RiskAssessment
+    link: str
+    provider_reference: str
+    def __init__(self, transaction_id: _Optional[str] = ..., result: _Optional[_Union[_common_pb2.Result, _Mapping]] = ..., approval_code: _Optional[str] = ..., rrn: _Optional[str] = ..., approved_amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., balances: _Optional[_Iterable[_Union[_common_pb2.Balance, _Mapping]]] = ..., replayed: _Optional[bool] = ..., masked_pan: _Optional[str] = ..., issuer_emv_data: _Optional[bytes] = ..., stood_in: _Optional[bool] = ..., risk: _Optional[_Union[RiskAssessment, _Mapping]] = ..., link: _Optional[str] = ..., provider_reference: _Optional[str] = ...) -> None: ...
+
+class RiskAssessment(_message.Message):
+    __slots__ = ("score", "decision", "rules")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    score: int
+    decision: RiskDecision
+    rules: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, score: _Optional[int] = ..., decision: _Optional[_Union[RiskDecision, str]] = ..., rules: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CaptureRequest(_message.Message):
     __slots__ = ("key", "original_transaction_id", "amount")
@@ -230,7 +259,7 @@ class GetTransactionRequest(_message.Message):
     def __init__(self, transaction_id: _Optional[str] = ..., key: _Optional[_Union[RequestKey, _Mapping]] = ...) -> None: ...
 
 class Transaction(_message.Message):
-    __slots__ = ("transaction_id", "type", "status", "key", "amount", "masked_pan", "entry_mode", "result", "approval_code", "rrn", "original_transaction_id", "issuer_link", "created_at", "updated_at", "reversal_acknowledged", "mcc")
+    __slots__ = ("transaction_id", "type", "status", "key", "amount", "masked_pan", "entry_mode", "result", "approval_code", "rrn", "original_transaction_id", "issuer_link", "created_at", "updated_at", "reversal_acknowledged", "mcc", "stood_in", "risk", "provider_reference")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -247,6 +276,9 @@ class Transaction(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     REVERSAL_ACKNOWLEDGED_FIELD_NUMBER: _ClassVar[int]
     MCC_FIELD_NUMBER: _ClassVar[int]
+    STOOD_IN_FIELD_NUMBER: _ClassVar[int]
+    RISK_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     transaction_id: str
     type: TransactionType
     status: TransactionStatus
@@ -263,4 +295,7 @@ class Transaction(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     reversal_acknowledged: bool
     mcc: str
-    def __init__(self, transaction_id: _Optional[str] = ..., type: _Optional[_Union[TransactionType, str]] = ..., status: _Optional[_Union[TransactionStatus, str]] = ..., key: _Optional[_Union[RequestKey, _Mapping]] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., masked_pan: _Optional[str] = ..., entry_mode: _Optional[_Union[_common_pb2.EntryMode, str]] = ..., result: _Optional[_Union[_common_pb2.Result, _Mapping]] = ..., approval_code: _Optional[str] = ..., rrn: _Optional[str] = ..., original_transaction_id: _Optional[str] = ..., issuer_link: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reversal_acknowledged: _Optional[bool] = ..., mcc: _Optional[str] = ...) -> None: ...
+    stood_in: bool
+    risk: RiskAssessment
+    provider_reference: str
+    def __init__(self, transaction_id: _Optional[str] = ..., type: _Optional[_Union[TransactionType, str]] = ..., status: _Optional[_Union[TransactionStatus, str]] = ..., key: _Optional[_Union[RequestKey, _Mapping]] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., masked_pan: _Optional[str] = ..., entry_mode: _Optional[_Union[_common_pb2.EntryMode, str]] = ..., result: _Optional[_Union[_common_pb2.Result, _Mapping]] = ..., approval_code: _Optional[str] = ..., rrn: _Optional[str] = ..., original_transaction_id: _Optional[str] = ..., issuer_link: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reversal_acknowledged: _Optional[bool] = ..., mcc: _Optional[str] = ..., stood_in: _Optional[bool] = ..., risk: _Optional[_Union[RiskAssessment, _Mapping]] = ..., provider_reference: _Optional[str] = ...) -> None: ...

@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class AdminServiceStub:
-    """Switch configuration: terminals and their keys, issuer links, BIN routes.
+    """Switch configuration and operations: terminals and their keys, links to issuers and wallet
+    providers (ISO 8583 dialect, stand-in limits, circuit breaker), the routing table, acquirer
+    hosts that speak ISO 8583 to the switch, risk rules, the store-and-forward queue and events.
     """
 
     def __init__(self, channel):
@@ -60,30 +62,92 @@ class AdminServiceStub:
                 request_serializer=cardswitch_dot_v1_dot_admin__pb2.CreateIssuerLinkRequest.SerializeToString,
                 response_deserializer=cardswitch_dot_v1_dot_admin__pb2.IssuerLink.FromString,
                 _registered_method=True)
+        self.UpdateIssuerLink = channel.unary_unary(
+                '/cardswitch.v1.AdminService/UpdateIssuerLink',
+                request_serializer=cardswitch_dot_v1_dot_admin__pb2.UpdateIssuerLinkRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.IssuerLink.FromString,
+                _registered_method=True)
+        self.GetIssuerLink = channel.unary_unary(
+                '/cardswitch.v1.AdminService/GetIssuerLink',
+                request_serializer=cardswitch_dot_v1_dot_admin__pb2.GetIssuerLinkRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.IssuerLink.FromString,
+                _registered_method=True)
         self.ListIssuerLinks = channel.unary_unary(
                 '/cardswitch.v1.AdminService/ListIssuerLinks',
                 request_serializer=cardswitch_dot_v1_dot_admin__pb2.ListIssuerLinksRequest.SerializeToString,
                 response_deserializer=cardswitch_dot_v1_dot_admin__pb2.ListIssuerLinksResponse.FromString,
                 _registered_method=True)
-        self.CreateBinRoute = channel.unary_unary(
-                '/cardswitch.v1.AdminService/CreateBinRoute',
-                request_serializer=cardswitch_dot_v1_dot_admin__pb2.CreateBinRouteRequest.SerializeToString,
-                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.BinRoute.FromString,
+        self.ControlLink = channel.unary_unary(
+                '/cardswitch.v1.AdminService/ControlLink',
+                request_serializer=cardswitch_dot_v1_dot_admin__pb2.ControlLinkRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.ControlLinkResponse.FromString,
                 _registered_method=True)
-        self.DeleteBinRoute = channel.unary_unary(
-                '/cardswitch.v1.AdminService/DeleteBinRoute',
-                request_serializer=cardswitch_dot_v1_dot_admin__pb2.DeleteBinRouteRequest.SerializeToString,
-                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.DeleteBinRouteResponse.FromString,
+        self.CreateRoute = channel.unary_unary(
+                '/cardswitch.v1.AdminService/CreateRoute',
+                request_serializer=cardswitch_dot_v1_dot_admin__pb2.CreateRouteRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.Route.FromString,
                 _registered_method=True)
-        self.ListBinRoutes = channel.unary_unary(
-                '/cardswitch.v1.AdminService/ListBinRoutes',
-                request_serializer=cardswitch_dot_v1_dot_admin__pb2.ListBinRoutesRequest.SerializeToString,
-                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.ListBinRoutesResponse.FromString,
+        self.UpdateRoute = channel.unary_unary(
+                '/cardswitch.v1.AdminService/UpdateRoute',
+                request_serializer=cardswitch_dot_v1_dot_admin__pb2.UpdateRouteRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.Route.FromString,
+                _registered_method=True)
+        self.DeleteRoute = channel.unary_unary(
+                '/cardswitch.v1.AdminService/DeleteRoute',
+                request_serializer=cardswitch_dot_v1_dot_admin__pb2.DeleteRouteRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.DeleteRouteResponse.FromString,
+                _registered_method=True)
+        self.ListRoutes = channel.unary_unary(
+                '/cardswitch.v1.AdminService/ListRoutes',
+                request_serializer=cardswitch_dot_v1_dot_admin__pb2.ListRoutesRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.ListRoutesResponse.FromString,
+                _registered_method=True)
+        self.ResolveRoute = channel.unary_unary(
+                '/cardswitch.v1.AdminService/ResolveRoute',
+                request_serializer=cardswitch_dot_v1_dot_admin__pb2.ResolveRouteRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.ResolveRouteResponse.FromString,
+                _registered_method=True)
+        self.CreateAcquirerHost = channel.unary_unary(
+                '/cardswitch.v1.AdminService/CreateAcquirerHost',
+                request_serializer=cardswitch_dot_v1_dot_admin__pb2.CreateAcquirerHostRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.AcquirerHost.FromString,
+                _registered_method=True)
+        self.DeleteAcquirerHost = channel.unary_unary(
+                '/cardswitch.v1.AdminService/DeleteAcquirerHost',
+                request_serializer=cardswitch_dot_v1_dot_admin__pb2.DeleteAcquirerHostRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.DeleteAcquirerHostResponse.FromString,
+                _registered_method=True)
+        self.ListAcquirerHosts = channel.unary_unary(
+                '/cardswitch.v1.AdminService/ListAcquirerHosts',
+                request_serializer=cardswitch_dot_v1_dot_admin__pb2.ListAcquirerHostsRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.ListAcquirerHostsResponse.FromString,
+                _registered_method=True)
+        self.GetRiskRules = channel.unary_unary(
+                '/cardswitch.v1.AdminService/GetRiskRules',
+                request_serializer=cardswitch_dot_v1_dot_admin__pb2.GetRiskRulesRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.RiskRules.FromString,
+                _registered_method=True)
+        self.SetRiskRules = channel.unary_unary(
+                '/cardswitch.v1.AdminService/SetRiskRules',
+                request_serializer=cardswitch_dot_v1_dot_admin__pb2.SetRiskRulesRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.RiskRules.FromString,
+                _registered_method=True)
+        self.ListStoreAndForward = channel.unary_unary(
+                '/cardswitch.v1.AdminService/ListStoreAndForward',
+                request_serializer=cardswitch_dot_v1_dot_admin__pb2.ListStoreAndForwardRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.ListStoreAndForwardResponse.FromString,
+                _registered_method=True)
+        self.ListEvents = channel.unary_unary(
+                '/cardswitch.v1.AdminService/ListEvents',
+                request_serializer=cardswitch_dot_v1_dot_admin__pb2.ListEventsRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_admin__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
 
 
 class AdminServiceServicer:
-    """Switch configuration: terminals and their keys, issuer links, BIN routes.
+    """Switch configuration and operations: terminals and their keys, links to issuers and wallet
+    providers (ISO 8583 dialect, stand-in limits, circuit breaker), the routing table, acquirer
+    hosts that speak ISO 8583 to the switch, risk rules, the store-and-forward queue and events.
     """
 
     def CreateTerminal(self, request, context):
@@ -117,26 +181,110 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateIssuerLink(self, request, context):
+        """Replaces a link's configuration (every field but the name); its state is kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIssuerLink(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListIssuerLinks(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def CreateBinRoute(self, request, context):
+    def ControlLink(self, request, context):
+        """Network management on a link: sign on or off, echo, dynamic zone PIN key exchange,
+        closing its circuit breaker by hand.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateRoute(self, request, context):
+        """Routing table: each route matches transactions by BIN prefix, brand, currency, amount band,
+        MCC, terminal, merchant or wallet provider, and names a primary and secondary links. The
+        table is validated as a whole on every change; a change that would make it invalid is
+        refused with the reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateRoute(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def DeleteBinRoute(self, request, context):
+    def DeleteRoute(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListBinRoutes(self, request, context):
+    def ListRoutes(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveRoute(self, request, context):
+        """Which route and link a transaction with these attributes would take now (no side effects).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAcquirerHost(self, request, context):
+        """Acquirer hosts: ISO 8583 listeners on the switch for acquirers and ATM drivers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAcquirerHost(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAcquirerHosts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRiskRules(self, request, context):
+        """Real-time risk rules, as YAML; every switch node applies a change within seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRiskRules(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListStoreAndForward(self, request, context):
+        """Store-and-forward: advices and reversals waiting for (or given) an acknowledgement.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvents(self, request, context):
+        """Events the switch published (risk alerts, stand-in, link state), oldest first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -169,25 +317,85 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=cardswitch_dot_v1_dot_admin__pb2.CreateIssuerLinkRequest.FromString,
                     response_serializer=cardswitch_dot_v1_dot_admin__pb2.IssuerLink.SerializeToString,
             ),
+            'UpdateIssuerLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateIssuerLink,
+                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.UpdateIssuerLinkRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.IssuerLink.SerializeToString,
+            ),
+            'GetIssuerLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIssuerLink,
+                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.GetIssuerLinkRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.IssuerLink.SerializeToString,
+            ),
             'ListIssuerLinks': grpc.unary_unary_rpc_method_handler(
                     servicer.ListIssuerLinks,
                     request_deserializer=cardswitch_dot_v1_dot_admin__pb2.ListIssuerLinksRequest.FromString,
                     response_serializer=cardswitch_dot_v1_dot_admin__pb2.ListIssuerLinksResponse.SerializeToString,
             ),
-            'CreateBinRoute': grpc.unary_unary_rpc_method_handler(
-                    servicer.CreateBinRoute,
-                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.CreateBinRouteRequest.FromString,
-                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.BinRoute.SerializeToString,
+            'ControlLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.ControlLink,
+                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.ControlLinkRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.ControlLinkResponse.SerializeToString,
             ),
-            'DeleteBinRoute': grpc.unary_unary_rpc_method_handler(
-                    servicer.DeleteBinRoute,
-                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.DeleteBinRouteRequest.FromString,
-                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.DeleteBinRouteResponse.SerializeToString,
+            'CreateRoute': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRoute,
+                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.CreateRouteRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.Route.SerializeToString,
             ),
-            'ListBinRoutes': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListBinRoutes,
-                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.ListBinRoutesRequest.FromString,
-                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.ListBinRoutesResponse.SerializeToString,
+            'UpdateRoute': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateRoute,
+                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.UpdateRouteRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.Route.SerializeToString,
+            ),
+            'DeleteRoute': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRoute,
+                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.DeleteRouteRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.DeleteRouteResponse.SerializeToString,
+            ),
+            'ListRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoutes,
+                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.ListRoutesRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.ListRoutesResponse.SerializeToString,
+            ),
+            'ResolveRoute': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveRoute,
+                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.ResolveRouteRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.ResolveRouteResponse.SerializeToString,
+            ),
+            'CreateAcquirerHost': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAcquirerHost,
+                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.CreateAcquirerHostRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.AcquirerHost.SerializeToString,
+            ),
+            'DeleteAcquirerHost': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAcquirerHost,
+                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.DeleteAcquirerHostRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.DeleteAcquirerHostResponse.SerializeToString,
+            ),
+            'ListAcquirerHosts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAcquirerHosts,
+                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.ListAcquirerHostsRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.ListAcquirerHostsResponse.SerializeToString,
+            ),
+            'GetRiskRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRiskRules,
+                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.GetRiskRulesRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.RiskRules.SerializeToString,
+            ),
+            'SetRiskRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRiskRules,
+                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.SetRiskRulesRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.RiskRules.SerializeToString,
+            ),
+            'ListStoreAndForward': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStoreAndForward,
+                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.ListStoreAndForwardRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.ListStoreAndForwardResponse.SerializeToString,
+            ),
+            'ListEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvents,
+                    request_deserializer=cardswitch_dot_v1_dot_admin__pb2.ListEventsRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_admin__pb2.ListEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -198,7 +406,9 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """Switch configuration: terminals and their keys, issuer links, BIN routes.
+    """Switch configuration and operations: terminals and their keys, links to issuers and wallet
+    providers (ISO 8583 dialect, stand-in limits, circuit breaker), the routing table, acquirer
+    hosts that speak ISO 8583 to the switch, risk rules, the store-and-forward queue and events.
     """
 
     @staticmethod
@@ -337,6 +547,60 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
+    def UpdateIssuerLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.AdminService/UpdateIssuerLink',
+            cardswitch_dot_v1_dot_admin__pb2.UpdateIssuerLinkRequest.SerializeToString,
+            cardswitch_dot_v1_dot_admin__pb2.IssuerLink.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIssuerLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.AdminService/GetIssuerLink',
+            cardswitch_dot_v1_dot_admin__pb2.GetIssuerLinkRequest.SerializeToString,
+            cardswitch_dot_v1_dot_admin__pb2.IssuerLink.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListIssuerLinks(request,
             target,
             options=(),
@@ -364,7 +628,7 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
-    def CreateBinRoute(request,
+    def ControlLink(request,
             target,
             options=(),
             channel_credentials=None,
@@ -377,9 +641,9 @@ class AdminService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/cardswitch.v1.AdminService/CreateBinRoute',
-            cardswitch_dot_v1_dot_admin__pb2.CreateBinRouteRequest.SerializeToString,
-            cardswitch_dot_v1_dot_admin__pb2.BinRoute.FromString,
+            '/cardswitch.v1.AdminService/ControlLink',
+            cardswitch_dot_v1_dot_admin__pb2.ControlLinkRequest.SerializeToString,
+            cardswitch_dot_v1_dot_admin__pb2.ControlLinkResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -391,7 +655,7 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
-    def DeleteBinRoute(request,
+    def CreateRoute(request,
             target,
             options=(),
             channel_credentials=None,
@@ -404,9 +668,9 @@ class AdminService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/cardswitch.v1.AdminService/DeleteBinRoute',
-            cardswitch_dot_v1_dot_admin__pb2.DeleteBinRouteRequest.SerializeToString,
-            cardswitch_dot_v1_dot_admin__pb2.DeleteBinRouteResponse.FromString,
+            '/cardswitch.v1.AdminService/CreateRoute',
+            cardswitch_dot_v1_dot_admin__pb2.CreateRouteRequest.SerializeToString,
+            cardswitch_dot_v1_dot_admin__pb2.Route.FromString,
             options,
             channel_credentials,
             insecure,
@@ -418,7 +682,7 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
-    def ListBinRoutes(request,
+    def UpdateRoute(request,
             target,
             options=(),
             channel_credentials=None,
@@ -431,9 +695,279 @@ class AdminService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/cardswitch.v1.AdminService/ListBinRoutes',
-            cardswitch_dot_v1_dot_admin__pb2.ListBinRoutesRequest.SerializeToString,
-            cardswitch_dot_v1_dot_admin__pb2.ListBinRoutesResponse.FromString,
+            '/cardswitch.v1.AdminService/UpdateRoute',
+            cardswitch_dot_v1_dot_admin__pb2.UpdateRouteRequest.SerializeToString,
+            cardswitch_dot_v1_dot_admin__pb2.Route.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRoute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.AdminService/DeleteRoute',
+            cardswitch_dot_v1_dot_admin__pb2.DeleteRouteRequest.SerializeToString,
+            cardswitch_dot_v1_dot_admin__pb2.DeleteRouteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.AdminService/ListRoutes',
+            cardswitch_dot_v1_dot_admin__pb2.ListRoutesRequest.SerializeToString,
+            cardswitch_dot_v1_dot_admin__pb2.ListRoutesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveRoute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.AdminService/ResolveRoute',
+            cardswitch_dot_v1_dot_admin__pb2.ResolveRouteRequest.SerializeToString,
+            cardswitch_dot_v1_dot_admin__pb2.ResolveRouteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAcquirerHost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.AdminService/CreateAcquirerHost',
+            cardswitch_dot_v1_dot_admin__pb2.CreateAcquirerHostRequest.SerializeToString,
+            cardswitch_dot_v1_dot_admin__pb2.AcquirerHost.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAcquirerHost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.AdminService/DeleteAcquirerHost',
+            cardswitch_dot_v1_dot_admin__pb2.DeleteAcquirerHostRequest.SerializeToString,
+            cardswitch_dot_v1_dot_admin__pb2.DeleteAcquirerHostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAcquirerHosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.AdminService/ListAcquirerHosts',
+            cardswitch_dot_v1_dot_admin__pb2.ListAcquirerHostsRequest.SerializeToString,
+            cardswitch_dot_v1_dot_admin__pb2.ListAcquirerHostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRiskRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.AdminService/GetRiskRules',
+            cardswitch_dot_v1_dot_admin__pb2.GetRiskRulesRequest.SerializeToString,
+            cardswitch_dot_v1_dot_admin__pb2.RiskRules.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRiskRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.AdminService/SetRiskRules',
+            cardswitch_dot_v1_dot_admin__pb2.SetRiskRulesRequest.SerializeToString,
+            cardswitch_dot_v1_dot_admin__pb2.RiskRules.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStoreAndForward(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.AdminService/ListStoreAndForward',
+            cardswitch_dot_v1_dot_admin__pb2.ListStoreAndForwardRequest.SerializeToString,
+            cardswitch_dot_v1_dot_admin__pb2.ListStoreAndForwardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.AdminService/ListEvents',
+            cardswitch_dot_v1_dot_admin__pb2.ListEventsRequest.SerializeToString,
+            cardswitch_dot_v1_dot_admin__pb2.ListEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,21 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61rdswitch/v1/common.proto\x12\rcardswitch.v1\"/\n\x05Money\x12\x14\n\x0c\x61mount_minor\x18\x01 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\"\x16\n\x06Track2\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\t\"=\n\x0bManualEntry\x12\x0b\n\x03pan\x18\x01 \x01(\t\x12\x13\n\x0b\x65xpiry_yymm\x18\x02 \x01(\t\x12\x0c\n\x04\x63vv2\x18\x03 \x01(\t\"\x16\n\x07\x45mvData\x12\x0b\n\x03tlv\x18\x01 \x01(\x0c\".\n\x0bWalletToken\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\xc1\x01\n\tCardInput\x12\'\n\x06track2\x18\x01 \x01(\x0b\x32\x15.cardswitch.v1.Track2H\x00\x12,\n\x06manual\x18\x02 \x01(\x0b\x32\x1a.cardswitch.v1.ManualEntryH\x00\x12%\n\x03\x65mv\x18\x03 \x01(\x0b\x32\x16.cardswitch.v1.EmvDataH\x00\x12,\n\x06wallet\x18\x04 \x01(\x0b\x32\x1a.cardswitch.v1.WalletTokenH\x00\x42\x08\n\x06source\"\x97\x01\n\x11\x45ncryptedPinBlock\x12\r\n\x05\x62lock\x18\x01 \x01(\x0c\x12-\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1d.cardswitch.v1.PinBlockFormat\x12\x37\n\x0ekey_management\x18\x03 \x01(\x0e\x32\x1f.cardswitch.v1.PinKeyManagement\x12\x0b\n\x03ksn\x18\x04 \x01(\x0c\"A\n\x06Result\x12\x15\n\rresponse_code\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x10\n\x08\x61pproved\x18\x03 \x01(\x08\"Y\n\x07\x42\x61lance\x12(\n\x04type\x18\x01 \x01(\x0e\x32\x1a.cardswitch.v1.BalanceType\x12$\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x14.cardswitch.v1.Money*\xba\x01\n\tEntryMode\x12\x1a\n\x16\x45NTRY_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45NTRY_MODE_MAGSTRIPE\x10\x01\x12\x15\n\x11\x45NTRY_MODE_MANUAL\x10\x02\x12\x13\n\x0f\x45NTRY_MODE_CHIP\x10\x03\x12\x1a\n\x16\x45NTRY_MODE_CONTACTLESS\x10\x04\x12\x15\n\x11\x45NTRY_MODE_WALLET\x10\x05\x12\x18\n\x14\x45NTRY_MODE_ECOMMERCE\x10\x06*\xa2\x01\n\x0ePinBlockFormat\x12 \n\x1cPIN_BLOCK_FORMAT_UNSPECIFIED\x10\x00\x12\x1a\n\x16PIN_BLOCK_FORMAT_ISO_0\x10\x01\x12\x1a\n\x16PIN_BLOCK_FORMAT_ISO_1\x10\x02\x12\x1a\n\x16PIN_BLOCK_FORMAT_ISO_3\x10\x03\x12\x1a\n\x16PIN_BLOCK_FORMAT_ISO_4\x10\x04*{\n\x10PinKeyManagement\x12\"\n\x1ePIN_KEY_MANAGEMENT_UNSPECIFIED\x10\x00\x12!\n\x1dPIN_KEY_MANAGEMENT_DUKPT_TDES\x10\x01\x12 \n\x1cPIN_KEY_MANAGEMENT_DUKPT_AES\x10\x02*`\n\x0b\x42\x61lanceType\x12\x1c\n\x18\x42\x41LANCE_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42\x41LANCE_TYPE_LEDGER\x10\x01\x12\x1a\n\x16\x42\x41LANCE_TYPE_AVAILABLE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61rdswitch/v1/common.proto\x12\rcardswitch.v1\"/\n\x05Money\x12\x14\n\x0c\x61mount_minor\x18\x01 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\"\x16\n\x06Track2\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\t\"=\n\x0bManualEntry\x12\x0b\n\x03pan\x18\x01 \x01(\t\x12\x13\n\x0b\x65xpiry_yymm\x18\x02 \x01(\t\x12\x0c\n\x04\x63vv2\x18\x03 \x01(\t\"\x16\n\x07\x45mvData\x12\x0b\n\x03tlv\x18\x01 \x01(\x0c\"g\n\x0bWalletToken\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x37\n\x0cpresentation\x18\x03 \x01(\x0e\x32!.cardswitch.v1.WalletPresentation\"\xc1\x01\n\tCardInput\x12\'\n\x06track2\x18\x01 \x01(\x0b\x32\x15.cardswitch.v1.Track2H\x00\x12,\n\x06manual\x18\x02 \x01(\x0b\x32\x1a.cardswitch.v1.ManualEntryH\x00\x12%\n\x03\x65mv\x18\x03 \x01(\x0b\x32\x16.cardswitch.v1.EmvDataH\x00\x12,\n\x06wallet\x18\x04 \x01(\x0b\x32\x1a.cardswitch.v1.WalletTokenH\x00\x42\x08\n\x06source\"\x97\x01\n\x11\x45ncryptedPinBlock\x12\r\n\x05\x62lock\x18\x01 \x01(\x0c\x12-\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1d.cardswitch.v1.PinBlockFormat\x12\x37\n\x0ekey_management\x18\x03 \x01(\x0e\x32\x1f.cardswitch.v1.PinKeyManagement\x12\x0b\n\x03ksn\x18\x04 \x01(\x0c\"A\n\x06Result\x12\x15\n\rresponse_code\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x10\n\x08\x61pproved\x18\x03 \x01(\x08\"Y\n\x07\x42\x61lance\x12(\n\x04type\x18\x01 \x01(\x0e\x32\x1a.cardswitch.v1.BalanceType\x12$\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x14.cardswitch.v1.Money*y\n\x12WalletPresentation\x12#\n\x1fWALLET_PRESENTATION_UNSPECIFIED\x10\x00\x12\x1f\n\x1bWALLET_PRESENTATION_QR_CODE\x10\x01\x12\x1d\n\x19WALLET_PRESENTATION_TOKEN\x10\x02*\xba\x01\n\tEntryMode\x12\x1a\n\x16\x45NTRY_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45NTRY_MODE_MAGSTRIPE\x10\x01\x12\x15\n\x11\x45NTRY_MODE_MANUAL\x10\x02\x12\x13\n\x0f\x45NTRY_MODE_CHIP\x10\x03\x12\x1a\n\x16\x45NTRY_MODE_CONTACTLESS\x10\x04\x12\x15\n\x11\x45NTRY_MODE_WALLET\x10\x05\x12\x18\n\x14\x45NTRY_MODE_ECOMMERCE\x10\x06*\xa2\x01\n\x0ePinBlockFormat\x12 \n\x1cPIN_BLOCK_FORMAT_UNSPECIFIED\x10\x00\x12\x1a\n\x16PIN_BLOCK_FORMAT_ISO_0\x10\x01\x12\x1a\n\x16PIN_BLOCK_FORMAT_ISO_1\x10\x02\x12\x1a\n\x16PIN_BLOCK_FORMAT_ISO_3\x10\x03\x12\x1a\n\x16PIN_BLOCK_FORMAT_ISO_4\x10\x04*{\n\x10PinKeyManagement\x12\"\n\x1ePIN_KEY_MANAGEMENT_UNSPECIFIED\x10\x00\x12!\n\x1dPIN_KEY_MANAGEMENT_DUKPT_TDES\x10\x01\x12 \n\x1cPIN_KEY_MANAGEMENT_DUKPT_AES\x10\x02*`\n\x0b\x42\x61lanceType\x12\x1c\n\x18\x42\x41LANCE_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42\x41LANCE_TYPE_LEDGER\x10\x01\x12\x1a\n\x16\x42\x41LANCE_TYPE_AVAILABLE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cardswitch.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENTRYMODE']._serialized_start=762
-  _globals['_ENTRYMODE']._serialized_end=948
-  _globals['_PINBLOCKFORMAT']._serialized_start=951
-  _globals['_PINBLOCKFORMAT']._serialized_end=1113
-  _globals['_PINKEYMANAGEMENT']._serialized_start=1115
-  _globals['_PINKEYMANAGEMENT']._serialized_end=1238
-  _globals['_BALANCETYPE']._serialized_start=1240
-  _globals['_BALANCETYPE']._serialized_end=1336
+  _globals['_WALLETPRESENTATION']._serialized_start=818
+  _globals['_WALLETPRESENTATION']._serialized_end=939
+  _globals['_ENTRYMODE']._serialized_start=942
+  _globals['_ENTRYMODE']._serialized_end=1128
+  _globals['_PINBLOCKFORMAT']._serialized_start=1131
+  _globals['_PINBLOCKFORMAT']._serialized_end=1293
+  _globals['_PINKEYMANAGEMENT']._serialized_start=1295
+  _globals['_PINKEYMANAGEMENT']._serialized_end=1418
+  _globals['_BALANCETYPE']._serialized_start=1420
+  _globals['_BALANCETYPE']._serialized_end=1516
   _globals['_MONEY']._serialized_start=45
   _globals['_MONEY']._serialized_end=92
   _globals['_TRACK2']._serialized_start=94
@@ -48,13 +50,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMVDATA']._serialized_start=181
   _globals['_EMVDATA']._serialized_end=203
   _globals['_WALLETTOKEN']._serialized_start=205
-  _globals['_WALLETTOKEN']._serialized_end=251
-  _globals['_CARDINPUT']._serialized_start=254
-  _globals['_CARDINPUT']._serialized_end=447
-  _globals['_ENCRYPTEDPINBLOCK']._serialized_start=450
-  _globals['_ENCRYPTEDPINBLOCK']._serialized_end=601
-  _globals['_RESULT']._serialized_start=603
-  _globals['_RESULT']._serialized_end=668
-  _globals['_BALANCE']._serialized_start=670
-  _globals['_BALANCE']._serialized_end=759
+  _globals['_WALLETTOKEN']._serialized_end=308
+  _globals['_CARDINPUT']._serialized_start=311
+  _globals['_CARDINPUT']._serialized_end=504
+  _globals['_ENCRYPTEDPINBLOCK']._serialized_start=507
+  _globals['_ENCRYPTEDPINBLOCK']._serialized_end=658
+  _globals['_RESULT']._serialized_start=660
+  _globals['_RESULT']._serialized_end=725
+  _globals['_BALANCE']._serialized_start=727
+  _globals['_BALANCE']._serialized_end=816
 # @@protoc_insertion_point(module_scope)

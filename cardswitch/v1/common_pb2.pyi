@@ -6,6 +6,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class WalletPresentation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WALLET_PRESENTATION_UNSPECIFIED: _ClassVar[WalletPresentation]
+    WALLET_PRESENTATION_QR_CODE: _ClassVar[WalletPresentation]
+    WALLET_PRESENTATION_TOKEN: _ClassVar[WalletPresentation]
+
 class EntryMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ENTRY_MODE_UNSPECIFIED: _ClassVar[EntryMode]
@@ -35,6 +41,9 @@ class BalanceType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BALANCE_TYPE_UNSPECIFIED: _ClassVar[BalanceType]
     BALANCE_TYPE_LEDGER: _ClassVar[BalanceType]
     BALANCE_TYPE_AVAILABLE: _ClassVar[BalanceType]
+WALLET_PRESENTATION_UNSPECIFIED: WalletPresentation
+WALLET_PRESENTATION_QR_CODE: WalletPresentation
+WALLET_PRESENTATION_TOKEN: WalletPresentation
 ENTRY_MODE_UNSPECIFIED: EntryMode
 ENTRY_MODE_MAGSTRIPE: EntryMode
 ENTRY_MODE_MANUAL: EntryMode
@@ -85,12 +94,14 @@ class EmvData(_message.Message):
     def __init__(self, tlv: _Optional[bytes] = ...) -> None: ...
 
 class WalletToken(_message.Message):
-    __slots__ = ("provider", "token")
+    __slots__ = ("provider", "token", "presentation")
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PRESENTATION_FIELD_NUMBER: _ClassVar[int]
     provider: str
     token: str
-    def __init__(self, provider: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
+    presentation: WalletPresentation
+    def __init__(self, provider: _Optional[str] = ..., token: _Optional[str] = ..., presentation: _Optional[_Union[WalletPresentation, str]] = ...) -> None: ...
 
 class CardInput(_message.Message):
     __slots__ = ("track2", "manual", "emv", "wallet")

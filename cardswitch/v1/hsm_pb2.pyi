@@ -26,6 +26,7 @@ class KeyType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     KEY_TYPE_IMK_AC: _ClassVar[KeyType]
     KEY_TYPE_IMK_SMI: _ClassVar[KeyType]
     KEY_TYPE_IMK_SMC: _ClassVar[KeyType]
+    KEY_TYPE_SIGNING: _ClassVar[KeyType]
 
 class KeyAlgorithm(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -36,6 +37,8 @@ class KeyAlgorithm(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     KEY_ALGORITHM_AES_192: _ClassVar[KeyAlgorithm]
     KEY_ALGORITHM_AES_256: _ClassVar[KeyAlgorithm]
     KEY_ALGORITHM_HMAC_SHA256: _ClassVar[KeyAlgorithm]
+    KEY_ALGORITHM_RSA_2048: _ClassVar[KeyAlgorithm]
+    KEY_ALGORITHM_ED25519: _ClassVar[KeyAlgorithm]
 
 class CryptogramVersion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -57,6 +60,7 @@ KEY_TYPE_TAK: KeyType
 KEY_TYPE_IMK_AC: KeyType
 KEY_TYPE_IMK_SMI: KeyType
 KEY_TYPE_IMK_SMC: KeyType
+KEY_TYPE_SIGNING: KeyType
 KEY_ALGORITHM_UNSPECIFIED: KeyAlgorithm
 KEY_ALGORITHM_TDES_2KEY: KeyAlgorithm
 KEY_ALGORITHM_TDES_3KEY: KeyAlgorithm
@@ -64,6 +68,8 @@ KEY_ALGORITHM_AES_128: KeyAlgorithm
 KEY_ALGORITHM_AES_192: KeyAlgorithm
 KEY_ALGORITHM_AES_256: KeyAlgorithm
 KEY_ALGORITHM_HMAC_SHA256: KeyAlgorithm
+KEY_ALGORITHM_RSA_2048: KeyAlgorithm
+KEY_ALGORITHM_ED25519: KeyAlgorithm
 CRYPTOGRAM_VERSION_UNSPECIFIED: CryptogramVersion
 CRYPTOGRAM_VERSION_VISA_10: CryptogramVersion
 CRYPTOGRAM_VERSION_VISA_18: CryptogramVersion
@@ -671,3 +677,47 @@ class HsmResult(_message.Message):
     derive_icc_keys: DeriveIccKeysResponse
     generate_script_mac: GenerateScriptMacResponse
     def __init__(self, id: _Optional[int] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., translate_pin: _Optional[_Union[TranslatePinResponse, _Mapping]] = ..., verify_pin: _Optional[_Union[VerifyPinResponse, _Mapping]] = ..., generate_cvv: _Optional[_Union[GenerateCvvResponse, _Mapping]] = ..., verify_cvv: _Optional[_Union[VerifyCvvResponse, _Mapping]] = ..., protect_pan: _Optional[_Union[ProtectPanResponse, _Mapping]] = ..., reveal_pan: _Optional[_Union[RevealPanResponse, _Mapping]] = ..., verify_arqc: _Optional[_Union[VerifyArqcResponse, _Mapping]] = ..., generate_mac: _Optional[_Union[GenerateMacResponse, _Mapping]] = ..., verify_mac: _Optional[_Union[VerifyMacResponse, _Mapping]] = ..., encrypt_data: _Optional[_Union[EncryptDataResponse, _Mapping]] = ..., decrypt_data: _Optional[_Union[DecryptDataResponse, _Mapping]] = ..., generate_pin_offset: _Optional[_Union[GeneratePinOffsetResponse, _Mapping]] = ..., generate_pvv: _Optional[_Union[GeneratePvvResponse, _Mapping]] = ..., generate_random_pin: _Optional[_Union[GenerateRandomPinResponse, _Mapping]] = ..., generate_key: _Optional[_Union[GenerateKeyResponse, _Mapping]] = ..., import_key: _Optional[_Union[ImportKeyResponse, _Mapping]] = ..., export_key: _Optional[_Union[ExportKeyResponse, _Mapping]] = ..., get_key: _Optional[_Union[KeyInfo, _Mapping]] = ..., derive_dukpt_initial_key: _Optional[_Union[DeriveDukptInitialKeyResponse, _Mapping]] = ..., derive_icc_keys: _Optional[_Union[DeriveIccKeysResponse, _Mapping]] = ..., generate_script_mac: _Optional[_Union[GenerateScriptMacResponse, _Mapping]] = ...) -> None: ...
+
+class GenerateKeyPairRequest(_message.Message):
+    __slots__ = ("label", "algorithm")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    algorithm: KeyAlgorithm
+    def __init__(self, label: _Optional[str] = ..., algorithm: _Optional[_Union[KeyAlgorithm, str]] = ...) -> None: ...
+
+class GenerateKeyPairResponse(_message.Message):
+    __slots__ = ("key", "public_key_pem")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    key: KeyInfo
+    public_key_pem: str
+    def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ..., public_key_pem: _Optional[str] = ...) -> None: ...
+
+class GetPublicKeyRequest(_message.Message):
+    __slots__ = ("key_ref",)
+    KEY_REF_FIELD_NUMBER: _ClassVar[int]
+    key_ref: str
+    def __init__(self, key_ref: _Optional[str] = ...) -> None: ...
+
+class GetPublicKeyResponse(_message.Message):
+    __slots__ = ("key", "public_key_pem")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    key: KeyInfo
+    public_key_pem: str
+    def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ..., public_key_pem: _Optional[str] = ...) -> None: ...
+
+class SignDataRequest(_message.Message):
+    __slots__ = ("key_ref", "data")
+    KEY_REF_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    key_ref: str
+    data: bytes
+    def __init__(self, key_ref: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class SignDataResponse(_message.Message):
+    __slots__ = ("signature",)
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    signature: bytes
+    def __init__(self, signature: _Optional[bytes] = ...) -> None: ...

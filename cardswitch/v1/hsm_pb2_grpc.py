@@ -150,6 +150,21 @@ class HsmServiceStub:
                 request_serializer=cardswitch_dot_v1_dot_hsm__pb2.DecryptDataRequest.SerializeToString,
                 response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.DecryptDataResponse.FromString,
                 _registered_method=True)
+        self.GenerateKeyPair = channel.unary_unary(
+                '/cardswitch.v1.HsmService/GenerateKeyPair',
+                request_serializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateKeyPairRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateKeyPairResponse.FromString,
+                _registered_method=True)
+        self.GetPublicKey = channel.unary_unary(
+                '/cardswitch.v1.HsmService/GetPublicKey',
+                request_serializer=cardswitch_dot_v1_dot_hsm__pb2.GetPublicKeyRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.GetPublicKeyResponse.FromString,
+                _registered_method=True)
+        self.SignData = channel.unary_unary(
+                '/cardswitch.v1.HsmService/SignData',
+                request_serializer=cardswitch_dot_v1_dot_hsm__pb2.SignDataRequest.SerializeToString,
+                response_deserializer=cardswitch_dot_v1_dot_hsm__pb2.SignDataResponse.FromString,
+                _registered_method=True)
         self.Execute = channel.stream_stream(
                 '/cardswitch.v1.HsmService/Execute',
                 request_serializer=cardswitch_dot_v1_dot_hsm__pb2.HsmCommand.SerializeToString,
@@ -324,6 +339,27 @@ class HsmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GenerateKeyPair(self, request, context):
+        """Asymmetric signing keys (KEY_TYPE_SIGNING, RSA-2048 or Ed25519): the private key never
+        leaves the HSM; the public key is given out as PEM.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPublicKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignData(self, request, context):
+        """Signs data with a stored private key: RSASSA-PKCS1-v1_5 SHA-256, or Ed25519.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Execute(self, request_iterator, context):
         """The streaming batch form of every command: results come back tagged with the request's id,
         in completion order; a failed command is an error result, not the end of the stream.
@@ -444,6 +480,21 @@ def add_HsmServiceServicer_to_server(servicer, server):
                     servicer.DecryptData,
                     request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.DecryptDataRequest.FromString,
                     response_serializer=cardswitch_dot_v1_dot_hsm__pb2.DecryptDataResponse.SerializeToString,
+            ),
+            'GenerateKeyPair': grpc.unary_unary_rpc_method_handler(
+                    servicer.GenerateKeyPair,
+                    request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateKeyPairRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_hsm__pb2.GenerateKeyPairResponse.SerializeToString,
+            ),
+            'GetPublicKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPublicKey,
+                    request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.GetPublicKeyRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_hsm__pb2.GetPublicKeyResponse.SerializeToString,
+            ),
+            'SignData': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignData,
+                    request_deserializer=cardswitch_dot_v1_dot_hsm__pb2.SignDataRequest.FromString,
+                    response_serializer=cardswitch_dot_v1_dot_hsm__pb2.SignDataResponse.SerializeToString,
             ),
             'Execute': grpc.stream_stream_rpc_method_handler(
                     servicer.Execute,
@@ -1051,6 +1102,87 @@ class HsmService:
             '/cardswitch.v1.HsmService/DecryptData',
             cardswitch_dot_v1_dot_hsm__pb2.DecryptDataRequest.SerializeToString,
             cardswitch_dot_v1_dot_hsm__pb2.DecryptDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateKeyPair(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.HsmService/GenerateKeyPair',
+            cardswitch_dot_v1_dot_hsm__pb2.GenerateKeyPairRequest.SerializeToString,
+            cardswitch_dot_v1_dot_hsm__pb2.GenerateKeyPairResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPublicKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.HsmService/GetPublicKey',
+            cardswitch_dot_v1_dot_hsm__pb2.GetPublicKeyRequest.SerializeToString,
+            cardswitch_dot_v1_dot_hsm__pb2.GetPublicKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cardswitch.v1.HsmService/SignData',
+            cardswitch_dot_v1_dot_hsm__pb2.SignDataRequest.SerializeToString,
+            cardswitch_dot_v1_dot_hsm__pb2.SignDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

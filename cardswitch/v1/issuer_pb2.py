@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from cardswitch.v1 import common_pb2 as cardswitch_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61rdswitch/v1/issuer.proto\x12\rcardswitch.v1\x1a\x1a\x63\x61rdswitch/v1/common.proto\"|\n\x05\x46\x61ult\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.cardswitch.v1.FaultKind\x12\x12\n\nlatency_ms\x18\x02 \x01(\x05\x12\x1a\n\x12match_amount_minor\x18\x03 \x01(\x03\x12\x0c\n\x04mtis\x18\x04 \x03(\t\x12\r\n\x05\x63ount\x18\x05 \x01(\x05\"Q\n\x10SetFaultsRequest\x12$\n\x06\x66\x61ults\x18\x01 \x03(\x0b\x32\x14.cardswitch.v1.Fault\x12\x17\n\x0f\x62\x61se_latency_ms\x18\x02 \x01(\x05\"\x13\n\x11SetFaultsResponse\"\'\n\x11GetAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"\xb7\x01\n\x07\x41\x63\x63ount\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x11\n\tlast_four\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12(\n\x08\x62\x61lances\x18\x04 \x03(\x0b\x32\x16.cardswitch.v1.Balance\x12#\n\x05holds\x18\x05 \x01(\x0b\x32\x14.cardswitch.v1.Money\x12\x11\n\tpin_tries\x18\x06 \x01(\x05\x12\x13\n\x0b\x65xpiry_yymm\x18\x07 \x01(\t\"\x11\n\x0fGetStatsRequest\"\xdb\x01\n\x0bIssuerStats\x12:\n\x08received\x18\x01 \x03(\x0b\x32(.cardswitch.v1.IssuerStats.ReceivedEntry\x12\x32\n\x04sent\x18\x02 \x03(\x0b\x32$.cardswitch.v1.IssuerStats.SentEntry\x1a/\n\rReceivedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a+\n\tSentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*\xa6\x01\n\tFaultKind\x12\x1a\n\x16\x46\x41ULT_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x46\x41ULT_KIND_DELAY\x10\x01\x12\x1a\n\x16\x46\x41ULT_KIND_NO_RESPONSE\x10\x02\x12\x16\n\x12\x46\x41ULT_KIND_GARBAGE\x10\x03\x12\x18\n\x14\x46\x41ULT_KIND_TRUNCATED\x10\x04\x12\x19\n\x15\x46\x41ULT_KIND_DISCONNECT\x10\x05\x32\xf2\x01\n\x10IssuerSimService\x12N\n\tSetFaults\x12\x1f.cardswitch.v1.SetFaultsRequest\x1a .cardswitch.v1.SetFaultsResponse\x12\x46\n\nGetAccount\x12 .cardswitch.v1.GetAccountRequest\x1a\x16.cardswitch.v1.Account\x12\x46\n\x08GetStats\x12\x1e.cardswitch.v1.GetStatsRequest\x1a\x1a.cardswitch.v1.IssuerStatsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61rdswitch/v1/issuer.proto\x12\rcardswitch.v1\x1a\x1a\x63\x61rdswitch/v1/common.proto\"|\n\x05\x46\x61ult\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.cardswitch.v1.FaultKind\x12\x12\n\nlatency_ms\x18\x02 \x01(\x05\x12\x1a\n\x12match_amount_minor\x18\x03 \x01(\x03\x12\x0c\n\x04mtis\x18\x04 \x03(\t\x12\r\n\x05\x63ount\x18\x05 \x01(\x05\"Q\n\x10SetFaultsRequest\x12$\n\x06\x66\x61ults\x18\x01 \x03(\x0b\x32\x14.cardswitch.v1.Fault\x12\x17\n\x0f\x62\x61se_latency_ms\x18\x02 \x01(\x05\"\x13\n\x11SetFaultsResponse\"\'\n\x11GetAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"\xb7\x01\n\x07\x41\x63\x63ount\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x11\n\tlast_four\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12(\n\x08\x62\x61lances\x18\x04 \x03(\x0b\x32\x16.cardswitch.v1.Balance\x12#\n\x05holds\x18\x05 \x01(\x0b\x32\x14.cardswitch.v1.Money\x12\x11\n\tpin_tries\x18\x06 \x01(\x05\x12\x13\n\x0b\x65xpiry_yymm\x18\x07 \x01(\t\"\x11\n\x0fGetStatsRequest\"\xdb\x01\n\x0bIssuerStats\x12:\n\x08received\x18\x01 \x03(\x0b\x32(.cardswitch.v1.IssuerStats.ReceivedEntry\x12\x32\n\x04sent\x18\x02 \x03(\x0b\x32$.cardswitch.v1.IssuerStats.SentEntry\x1a/\n\rReceivedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a+\n\tSentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*\xc7\x01\n\tFaultKind\x12\x1a\n\x16\x46\x41ULT_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x46\x41ULT_KIND_DELAY\x10\x01\x12\x1a\n\x16\x46\x41ULT_KIND_NO_RESPONSE\x10\x02\x12\x16\n\x12\x46\x41ULT_KIND_GARBAGE\x10\x03\x12\x18\n\x14\x46\x41ULT_KIND_TRUNCATED\x10\x04\x12\x19\n\x15\x46\x41ULT_KIND_DISCONNECT\x10\x05\x12\x1f\n\x1b\x46\x41ULT_KIND_DUPLICATE_ANSWER\x10\x06\x32\xf2\x01\n\x10IssuerSimService\x12N\n\tSetFaults\x12\x1f.cardswitch.v1.SetFaultsRequest\x1a .cardswitch.v1.SetFaultsResponse\x12\x46\n\nGetAccount\x12 .cardswitch.v1.GetAccountRequest\x1a\x16.cardswitch.v1.Account\x12\x46\n\x08GetStats\x12\x1e.cardswitch.v1.GetStatsRequest\x1a\x1a.cardswitch.v1.IssuerStatsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,7 +37,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ISSUERSTATS_SENTENTRY']._loaded_options = None
   _globals['_ISSUERSTATS_SENTENTRY']._serialized_options = b'8\001'
   _globals['_FAULTKIND']._serialized_start=772
-  _globals['_FAULTKIND']._serialized_end=938
+  _globals['_FAULTKIND']._serialized_end=971
   _globals['_FAULT']._serialized_start=73
   _globals['_FAULT']._serialized_end=197
   _globals['_SETFAULTSREQUEST']._serialized_start=199
@@ -56,6 +56,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ISSUERSTATS_RECEIVEDENTRY']._serialized_end=724
   _globals['_ISSUERSTATS_SENTENTRY']._serialized_start=726
   _globals['_ISSUERSTATS_SENTENTRY']._serialized_end=769
-  _globals['_ISSUERSIMSERVICE']._serialized_start=941
-  _globals['_ISSUERSIMSERVICE']._serialized_end=1183
+  _globals['_ISSUERSIMSERVICE']._serialized_start=974
+  _globals['_ISSUERSIMSERVICE']._serialized_end=1216
 # @@protoc_insertion_point(module_scope)

@@ -16,12 +16,14 @@ class FaultKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAULT_KIND_GARBAGE: _ClassVar[FaultKind]
     FAULT_KIND_TRUNCATED: _ClassVar[FaultKind]
     FAULT_KIND_DISCONNECT: _ClassVar[FaultKind]
+    FAULT_KIND_DUPLICATE_ANSWER: _ClassVar[FaultKind]
 FAULT_KIND_UNSPECIFIED: FaultKind
 FAULT_KIND_DELAY: FaultKind
 FAULT_KIND_NO_RESPONSE: FaultKind
 FAULT_KIND_GARBAGE: FaultKind
 FAULT_KIND_TRUNCATED: FaultKind
 FAULT_KIND_DISCONNECT: FaultKind
+FAULT_KIND_DUPLICATE_ANSWER: FaultKind
 
 class Fault(_message.Message):
     __slots__ = ("kind", "latency_ms", "match_amount_minor", "mtis", "count")
