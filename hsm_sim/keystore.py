@@ -11,6 +11,11 @@ Key types and algorithms are spelled as in the proto enums without their prefix 
 (``key_ref``) is a key id, a label, or a key block under the LMK given by value (as a payShield
 host keeps its keys); labels may not look like key ids and are too short to be key blocks.
 
+A signing key pair (type ``SIGNING``, ``RSA_2048`` or ``ED25519``) rests the same way: its key
+block holds the private key as PKCS#8 DER (usage ``S0``, algorithm ``R`` or ``E``, mode ``S``),
+and its check value comes from the public key (:mod:`hsm_sim.algorithms.signing`). Its parsed
+private key is kept with the cached :class:`Key` (:attr:`Key.signing_key`).
+
 Rows written before key blocks (``wrapped_key``: AES-256-GCM under the LMK) are rewritten as key
 blocks the first time the store starts with the LMK.
 
@@ -29,6 +34,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import (
@@ -47,7 +53,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cardswitch.db import session_factory
 from hsm_sim import lmk, usage
-from hsm_sim.algorithms import kcv, keyblock
+from hsm_sim.algorithms import kcv, keyblock, signing
 from hsm_sim.algorithms.bits import xor_all
 from hsm_sim.usage import KEY_LENGTHS, Attributes
 
@@ -132,6 +138,12 @@ class Key(KeyInfo):
 
     clear: bytes = field(repr=False, default=b"")
 
+    @cached_property
+    def signing_key(self) -> signing.PrivateKey:
+        """A SIGNING key's private key, parsed from ``clear`` (PKCS#8 DER) on first use and kept
+        with this key, which the store caches: later signatures skip the parse."""
+        return signing.load(self.clear, self.algorithm)
+
 
 def looks_like_key_block(key_ref: str) -> bool:
     """A reference too long for a label or id, in a key block's shape, is a key given by value."""
@@ -170,8 +182,12 @@ def check_value(clear: bytes, algorithm: str) -> str:
     """The key check value, 6 hex digits upper case.
 
     TDES: the key over a zero block; AES: CMAC of a zero block (both :mod:`kcv`). HMAC keys have
-    no standard KCV; here it is the first 3 bytes of HMAC-SHA256(key, 16 zero bytes).
+    no standard KCV; here it is the first 3 bytes of HMAC-SHA256(key, 16 zero bytes). A signing
+    key pair (``clear`` is its PKCS#8 private key): SHA-256 of its public key
+    (:func:`signing.check_value`); ValueError if ``clear`` is not such a key.
     """
+    if algorithm in usage.ASYMMETRIC:
+        return signing.check_value(signing.load(clear, algorithm))
     if algorithm.startswith("TDES"):
         return kcv.kcv(clear).hex().upper()
     if algorithm.startswith("AES"):
@@ -218,9 +234,10 @@ class KeyStore:
 
     def new_key(self, attributes: Attributes, clear: bytes, label: str = "") -> Key:
         """A key object (not stored): id and time assigned, check value computed."""
-        if len(clear) != KEY_LENGTHS[attributes.algorithm]:
-            raise ValueError(f"key: {attributes.algorithm} needs "
-                             f"{KEY_LENGTHS[attributes.algorithm]} bytes, got {len(clear)}")
+        length = KEY_LENGTHS.get(attributes.algorithm)
+        if length is not None and len(clear) != length:
+            raise ValueError(f"key: {attributes.algorithm} needs {length} bytes, "
+                             f"got {len(clear)}")
         return Key(str(uuid.uuid4()) if label else "", label, attributes.key_type,
                    attributes.algorithm, check_value(clear, attributes.algorithm),
                    datetime.now(UTC), attributes.usage, attributes.mode_of_use,
@@ -298,6 +315,9 @@ class KeyStore:
         except ValueError as exc:
             raise ValueError(f"key_block: does not unwrap under the key-encrypting key: "
                              f"{exc}") from None
+        if usage.from_header(header, len(clear), key_type).algorithm in usage.ASYMMETRIC:
+            raise ValueError("key_block: a signing key pair is made inside this HSM "
+                             "(GenerateKeyPair), never imported")
         received = self._key_from(header, clear, key_type=key_type)
         attributes = received.attributes
         return self.store(self.new_key(attributes, clear, label))

@@ -1,10 +1,11 @@
 """What each kind of key is for: the HSM's key-usage policy, kept as data.
 
 Every key rests as a TR-31 key block whose header carries its usage (``P0`` PIN encryption,
-``C0`` card verification...), algorithm, mode of use (``B`` both ways, ``G`` generate only,
-``V`` verify only, ``X`` derive...) and exportability (``E``, ``N``, ``S``). The key *type*
-(``ZPK``, ``TPK``, ...) is this HSM's name for a usage in a role; it rides in the proprietary
-optional block ``01`` because TR-31 has one usage, ``P0``, for both zone and terminal PIN keys.
+``C0`` card verification, ``S0`` signature...), algorithm, mode of use (``B`` both ways, ``G``
+generate only, ``V`` verify only, ``X`` derive, ``S`` sign...) and exportability (``E``, ``N``,
+``S``). The key *type* (``ZPK``, ``TPK``, ...) is this HSM's name for a usage in a role; it
+rides in the proprietary optional block ``01`` because TR-31 has one usage, ``P0``, for both zone
+and terminal PIN keys.
 
 :data:`KEY_TYPES` says, per type, its usage, the algorithms and modes it may have and its
 defaults. Each command states what it needs with a :class:`Need`; :func:`check` enforces it and
@@ -19,6 +20,8 @@ from hsm_sim.algorithms import keyblock
 
 TDES = frozenset({"TDES_2KEY", "TDES_3KEY"})
 AES = frozenset({"AES_128", "AES_192", "AES_256"})
+#: Asymmetric key pairs (:mod:`hsm_sim.algorithms.signing`): the key is PKCS#8 DER, no set length.
+ASYMMETRIC = frozenset({"RSA_2048", "ED25519"})
 
 KEY_LENGTHS: dict[str, int] = {
     "TDES_2KEY": 16, "TDES_3KEY": 24, "AES_128": 16, "AES_192": 24, "AES_256": 32,
@@ -26,9 +29,11 @@ KEY_LENGTHS: dict[str, int] = {
 }
 #: Header algorithm letter of each algorithm; the key's length tells TDES 2-key from 3-key.
 ALGORITHM_LETTER = {"TDES_2KEY": "T", "TDES_3KEY": "T", "AES_128": "A", "AES_192": "A",
-                    "AES_256": "A", "HMAC_SHA256": "H"}
+                    "AES_256": "A", "HMAC_SHA256": "H", "RSA_2048": "R", "ED25519": "E"}
 _FROM_LETTER = {("T", 16): "TDES_2KEY", ("T", 24): "TDES_3KEY", ("A", 16): "AES_128",
                 ("A", 24): "AES_192", ("A", 32): "AES_256", ("H", 32): "HMAC_SHA256"}
+#: The one RSA size and the one curve (E, elliptic curve) this HSM has; parsing the key checks it.
+_ASYMMETRIC_FROM_LETTER = {"R": "RSA_2048", "E": "ED25519"}
 #: The proprietary optional block that names this HSM's key type.
 TYPE_BLOCK = "01"
 
@@ -73,11 +78,14 @@ KEY_TYPES: dict[str, KeyTypeSpec] = {
                            "EMV issuer master key for secure messaging integrity"),
     "IMK_SMC": KeyTypeSpec(("E1",), frozenset({"TDES_2KEY"}), frozenset("X"), "X", "N",
                            "EMV issuer master key for secure messaging confidentiality"),
+    # Made only by GenerateKeyPair: the private key is never imported nor exported.
+    "SIGNING": KeyTypeSpec(("S0",), ASYMMETRIC, frozenset("S"), "S", "N",
+                           "asymmetric key pair for signatures"),
 }
 #: The type a key block from elsewhere gets when it has no type block and none is asked for.
 TYPE_OF_USAGE = {"B0": "BDK", "P0": "ZPK", "K0": "ZMK", "K1": "ZMK", "V0": "PVK", "V1": "PVK",
                  "V2": "PVK", "C0": "CVK", "D0": "DEK", "M7": "HMAC", "M3": "TAK", "M6": "TAK",
-                 "E0": "IMK_AC", "E2": "IMK_SMI", "E1": "IMK_SMC"}
+                 "E0": "IMK_AC", "E2": "IMK_SMI", "E1": "IMK_SMC", "S0": "SIGNING"}
 
 
 class UsageError(Exception):
@@ -150,7 +158,8 @@ def from_header(header: keyblock.Header, key_length: int, key_type: str = "") ->
     if header.key_usage not in spec.usages:
         raise ValueError(f"key_block: usage {header.key_usage} does not fit a {key_type} key "
                          f"({'/'.join(spec.usages)})")
-    algorithm = _FROM_LETTER.get((header.algorithm, key_length))
+    algorithm = (_FROM_LETTER.get((header.algorithm, key_length))
+                 or _ASYMMETRIC_FROM_LETTER.get(header.algorithm))
     if algorithm is None or algorithm not in spec.algorithms:
         raise ValueError(f"key_block: a {key_length}-byte key of algorithm {header.algorithm} "
                          f"cannot be a {key_type} key")
@@ -197,7 +206,8 @@ def check_exportable(field: str, shown: str, attributes: Attributes) -> None:
 
 
 # What each command needs of its keys: the key types and the modes of use that allow the
-# operation (B both ways, E encrypt/wrap, D decrypt/unwrap, C/G/V generate and verify, X derive).
+# operation (B both ways, E encrypt/wrap, D decrypt/unwrap, C/G/V generate and verify, X derive,
+# S sign).
 DERIVE = Need(("BDK",), "X")
 PIN_DECRYPT = Need(("ZPK", "TPK"), "BD")
 ZPK_ENCRYPT = Need(("ZPK", "TPK"), "BE")
@@ -219,3 +229,5 @@ ICC_SMC_DERIVE = Need(("IMK_SMC",), "X")
 SCRIPT_MAC = Need(("IMK_SMI",), "X")
 KEK_WRAP = Need(("ZMK",), "BE")
 KEK_UNWRAP = Need(("ZMK",), "BD")
+SIGN = Need(("SIGNING",), "S")
+PUBLIC_KEY = Need(("SIGNING",), "S")  # every signing key has mode S, the only one it may have

@@ -1197,6 +1197,14 @@ BAD_INPUT = [
     _bad("DecryptData", lambda: hsm_pb2.DecryptDataRequest(dek_key_ref="dek",
                                                            ciphertext=bytes(27)),
          [("ciphertext", "must be nonce (12) || ciphertext || tag (16), got 27 bytes")]),
+    _bad("GenerateKeyPair", lambda: hsm_pb2.GenerateKeyPairRequest(
+        label="sig", algorithm=hsm_pb2.KEY_ALGORITHM_AES_256),
+         [("algorithm", "must be KEY_ALGORITHM_RSA_2048 or KEY_ALGORITHM_ED25519, not "
+                        "KEY_ALGORITHM_AES_256")]),
+    _bad("GetPublicKey", lambda: hsm_pb2.GetPublicKeyRequest(),
+         [("key_ref", "is required (a key id, a label or a key block under the LMK)")]),
+    _bad("SignData", lambda: hsm_pb2.SignDataRequest(key_ref="zpk", data=bytes(64 * 1024 + 1)),
+         [("data", "must be at most 65536 bytes, got 65537")]),
 ]
 
 
