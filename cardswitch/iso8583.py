@@ -1,71 +1,117 @@
-"""The cardswitch ISO 8583:1987 dialect between the switch and its issuers, and its framing.
+"""The cardswitch ISO 8583:1987 dialects between the switch and its issuers, and their framing.
 
-The field layout is data (a pyiso8583 spec table); :func:`encode`/:func:`decode` obey it. On the
-wire each message is preceded by a 2-byte big-endian length (the "length prefix").
+The field layout is data: :data:`FIELDS` names every data element once (name, maximum length,
+length prefix, kind). A :class:`Dialect` says how those fields look on the wire and builds its
+pyiso8583 spec from the table; :meth:`Dialect.encode`/:meth:`Dialect.decode` obey it. In a
+decoded message every field is a str; binary fields (DE 52, DE 55) are upper-case hex. Balances
+travel in DE 54 as 20-character amounts (account type, amount type, currency, C/D sign, 12
+digits); additional data in DE 48 as tag(2)+length(3)+value subfields.
 
-Dialect: ASCII numeric fields, binary primary/secondary bitmaps, binary PIN block (DE 52) and
-chip data (DE 55); balances in DE 54 as 20-character amounts (account type, amount type,
-currency, C/D sign, 12 digits); additional data in DE 48 as tag(2)+length(3)+value subfields.
-In a decoded message every field is a str; binary fields (DE 52, DE 55) are upper-case hex.
+A dialect has four axes and an optional TPDU (``Dialect.describe()`` spells them in this order,
+e.g. ``bcd/hex/ebcdic/ascii4/tpdu=6000030000``; ``ascii/binary/ascii/binary2`` is
+:data:`DEFAULT`):
+
+- ``numeric`` -- numeric fields (kind ``numeric``: the MTI, DE 2, 3, 4, 7, 11...) and the
+  lengths of variable fields.
+
+  - ``ascii``: one character per digit, in the dialect's ``charset`` (so EBCDIC digits
+    ``F0``-``F9`` in an EBCDIC dialect); LL/LLL prefixes are 2/3 such digits counting the
+    field's characters, or bytes for binary fields.
+  - ``bcd``: packed BCD, two digits per byte. An odd number of digits is right-justified with a
+    leading ``0`` nibble (``"051"`` -> ``00 51``). Track 2 (DE 35, kind ``track2``) is packed too,
+    its ``=`` separator as the nibble ``D`` and an odd length left-justified with a trailing
+    ``F`` nibble. LL/LLL prefixes are 1/2 bytes of BCD counting digits for numeric and track 2
+    fields, characters for text fields, bytes for binary fields.
+
+- ``bitmap`` -- ``binary``: 8 bytes per bitmap; ``hex``: 16 upper-case hexadecimal characters
+  per bitmap, in the ``charset``.
+- ``charset`` -- text fields (kind ``text``: DE 37, 38, 39, 41...) and, in ``ascii`` numeric
+  dialects, every digit: ``ascii``, or ``ebcdic`` (code page 500). Binary fields are bytes.
+- ``length_header`` -- before each message: ``binary2``, a 2-byte big-endian length, or
+  ``ascii4``, 4 ASCII digits (ASCII whatever the ``charset``: it belongs to the transport).
+
+The TPDU (transport protocol data unit) is 5 bytes, id(1) + destination(2) + source(2), sent
+between the length header and the message and counted in the length; answers carry it with
+destination and source swapped (:func:`swap_tpdu`). It is framing: :meth:`Dialect.frame` adds
+it and :meth:`Dialect.read_frame` returns it apart from the message, never encode/decode.
+
+The module-level :func:`encode`, :func:`decode`, :func:`frame` and :func:`read_frame` speak
+:data:`DEFAULT`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
-from typing import Any
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal, NamedTuple
 
 import iso8583
 
+from cardswitch.v1 import admin_pb2
+
 Message = dict[str, Any]
 
+#: Length prefix digits of a field: none, LLVAR, LLLVAR.
+FIXED, LLVAR, LLLVAR = 0, 2, 3
 
-def _f(desc: str, max_len: int, len_type: int = 0, data_enc: str = "ascii") -> dict[str, Any]:
-    return {"data_enc": data_enc, "len_enc": "ascii", "len_type": len_type,
-            "max_len": max_len, "desc": desc}
+Kind = Literal["numeric", "track2", "text", "binary", "bitmap"]
 
 
-SPEC: dict[str, dict[str, Any]] = {
-    "h": _f("Message Header", 0),
-    "t": _f("Message Type", 4),
-    "p": _f("Bitmap, Primary", 8, data_enc="b"),
-    "1": _f("Bitmap, Secondary", 8, data_enc="b"),
-    "2": _f("Primary Account Number (PAN)", 19, 2),
-    "3": _f("Processing Code", 6),
-    "4": _f("Amount, Transaction", 12),
-    "7": _f("Transmission Date and Time", 10),
-    "11": _f("Systems Trace Audit Number", 6),
-    "12": _f("Time, Local Transaction", 6),
-    "13": _f("Date, Local Transaction", 4),
-    "14": _f("Date, Expiration", 4),
-    "18": _f("Merchant Type", 4),
-    "22": _f("Point-of-Service Entry Mode", 3),
-    "23": _f("Card Sequence Number", 3),
-    "25": _f("Point-of-Service Condition Code", 2),
-    "32": _f("Acquiring Institution Identification Code", 11, 2),
-    "35": _f("Track 2 Data", 37, 2),
-    "37": _f("Retrieval Reference Number", 12),
-    "38": _f("Approval Code", 6),
-    "39": _f("Response Code", 2),
-    "41": _f("Card Acceptor Terminal Identification", 8),
-    "42": _f("Card Acceptor Identification Code", 15),
-    "43": _f("Card Acceptor Name/Location", 40),
-    "44": _f("Additional Response Data", 25, 2),
-    "48": _f("Additional Data - Private", 999, 3),
-    "49": _f("Currency Code, Transaction", 3),
-    "52": _f("PIN Data", 8, data_enc="b"),
-    "53": _f("Security Related Control Information", 16),
-    "54": _f("Additional Amounts", 120, 3),
-    "55": _f("ICC Data", 255, 3, data_enc="b"),
-    "70": _f("Network Management Information Code", 3),
-    "90": _f("Original Data Elements", 42),
-    "95": _f("Replacement Amounts", 42),
+@dataclass(frozen=True)
+class Field:
+    """One data element. ``max_len`` counts digits (numeric, track2), characters (text) or
+    bytes (binary, bitmap); ``prefix`` is the digits of its length prefix (FIXED: none)."""
+
+    name: str
+    max_len: int
+    prefix: int
+    kind: Kind
+
+
+FIELDS: dict[str, Field] = {
+    "h": Field("Message Header", 0, FIXED, "text"),
+    "t": Field("Message Type", 4, FIXED, "numeric"),
+    "p": Field("Bitmap, Primary", 8, FIXED, "bitmap"),
+    "1": Field("Bitmap, Secondary", 8, FIXED, "bitmap"),
+    "2": Field("Primary Account Number (PAN)", 19, LLVAR, "numeric"),
+    "3": Field("Processing Code", 6, FIXED, "numeric"),
+    "4": Field("Amount, Transaction", 12, FIXED, "numeric"),
+    "7": Field("Transmission Date and Time", 10, FIXED, "numeric"),
+    "11": Field("Systems Trace Audit Number", 6, FIXED, "numeric"),
+    "12": Field("Time, Local Transaction", 6, FIXED, "numeric"),
+    "13": Field("Date, Local Transaction", 4, FIXED, "numeric"),
+    "14": Field("Date, Expiration", 4, FIXED, "numeric"),
+    "18": Field("Merchant Type", 4, FIXED, "numeric"),
+    "22": Field("Point-of-Service Entry Mode", 3, FIXED, "numeric"),
+    "23": Field("Card Sequence Number", 3, FIXED, "numeric"),
+    "25": Field("Point-of-Service Condition Code", 2, FIXED, "numeric"),
+    "32": Field("Acquiring Institution Identification Code", 11, LLVAR, "numeric"),
+    "35": Field("Track 2 Data", 37, LLVAR, "track2"),
+    "37": Field("Retrieval Reference Number", 12, FIXED, "text"),
+    "38": Field("Approval Code", 6, FIXED, "text"),
+    "39": Field("Response Code", 2, FIXED, "text"),
+    "41": Field("Card Acceptor Terminal Identification", 8, FIXED, "text"),
+    "42": Field("Card Acceptor Identification Code", 15, FIXED, "text"),
+    "43": Field("Card Acceptor Name/Location", 40, FIXED, "text"),
+    "44": Field("Additional Response Data", 25, LLVAR, "text"),
+    "48": Field("Additional Data - Private", 999, LLLVAR, "text"),
+    "49": Field("Currency Code, Transaction", 3, FIXED, "numeric"),
+    "52": Field("PIN Data", 8, FIXED, "binary"),
+    "53": Field("Security Related Control Information", 16, FIXED, "numeric"),
+    "54": Field("Additional Amounts", 120, LLLVAR, "text"),
+    "55": Field("ICC Data", 255, LLLVAR, "binary"),
+    "70": Field("Network Management Information Code", 3, FIXED, "numeric"),
+    "90": Field("Original Data Elements", 42, FIXED, "numeric"),
+    "95": Field("Replacement Amounts", 42, FIXED, "text"),
 }
 
-#: Messages the dialect carries, request MTI -> response MTI.
+#: Messages the dialect carries, request MTI -> response MTI (x21: a repeated advice).
 RESPONSE_MTI = {
-    "0100": "0110", "0120": "0130", "0200": "0210", "0220": "0230",
-    "0400": "0410", "0420": "0430", "0800": "0810",
+    "0100": "0110", "0120": "0130", "0121": "0130", "0200": "0210", "0220": "0230",
+    "0221": "0230", "0400": "0410", "0420": "0430", "0421": "0430", "0800": "0810",
 }
 
 #: Processing codes (DE 3, first two digits: transaction type).
@@ -80,50 +126,265 @@ POS_PREAUTH = "06"
 #: Network management codes (DE 70).
 NMI_SIGN_ON = "001"
 NMI_SIGN_OFF = "002"
+#: Dynamic zone PIN key exchange: the new key block in DE 48 subfield KB, its check value in KC.
+NMI_KEY_CHANGE = "161"
 NMI_ECHO = "301"
 
+#: DE 48 subfields of a key change (NMI 161).
+DE48_KEY_BLOCK = "KB"
+DE48_KEY_CHECK_VALUE = "KC"
+
+#: Largest frame read, TPDU included.
 MAX_MESSAGE = 8192
+TPDU_SIZE = 5
 
 
 class MessageError(ValueError):
     """The bytes are not a message of this dialect; the text says which field and why."""
 
 
+class Frame(NamedTuple):
+    """One message as read off the wire: its TPDU (b"" in a dialect without) and payload."""
+
+    tpdu: bytes
+    payload: bytes
+
+
+#: Each axis of a dialect: attribute, Iso8583Dialect field, {enum value: choice}, default first.
+_AXES: tuple[tuple[str, str, dict[int, str]], ...] = (
+    ("numeric", "numeric_encoding", {admin_pb2.NUMERIC_ENCODING_ASCII: "ascii",
+                                     admin_pb2.NUMERIC_ENCODING_BCD: "bcd"}),
+    ("bitmap", "bitmap_encoding", {admin_pb2.BITMAP_ENCODING_BINARY: "binary",
+                                   admin_pb2.BITMAP_ENCODING_HEX: "hex"}),
+    ("charset", "character_set", {admin_pb2.CHARACTER_SET_ASCII: "ascii",
+                                  admin_pb2.CHARACTER_SET_EBCDIC: "ebcdic"}),
+    ("length_header", "length_header", {admin_pb2.LENGTH_HEADER_BINARY_2: "binary2",
+                                        admin_pb2.LENGTH_HEADER_ASCII_4: "ascii4"}),
+)
+_CODEC = {"ascii": "ascii", "ebcdic": "cp500"}
+#: What a BCD dialect packs: digits, and for track 2 also the separator (nibble D).
+_PACKABLE = {"numeric": re.compile("[0-9]*"), "track2": re.compile("[0-9=]*")}
+_TPDU_HEX = re.compile("[0-9A-Fa-f]{10}")
+_PARSE_HINT = "numeric,bitmap,charset,length_header[,tpdu=HEX], e.g. bcd,hex,ebcdic,ascii4"
+
+
+def _tpdu_from_hex(field: str, text: str) -> bytes:
+    if text and not _TPDU_HEX.fullmatch(text):
+        raise ValueError(f"{field}: must be 10 hex digits (e.g. 6000030000) or empty, "
+                         f"got {text!r}")
+    return bytes.fromhex(text)
+
+
+def swap_tpdu(tpdu: bytes) -> bytes:
+    """The TPDU of the answer to ``tpdu``: same id, destination and source swapped.
+
+    >>> swap_tpdu(bytes.fromhex("6000030000")).hex()
+    '6000000003'
+    """
+    if len(tpdu) not in (0, TPDU_SIZE):
+        raise MessageError(f"tpdu: {len(tpdu)} bytes, expected {TPDU_SIZE} or none")
+    return tpdu[:1] + tpdu[3:5] + tpdu[1:3]
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How the fields of :data:`FIELDS` and the framing look on one link (module docstring)."""
+
+    numeric: Literal["ascii", "bcd"] = "ascii"
+    bitmap: Literal["binary", "hex"] = "binary"
+    charset: Literal["ascii", "ebcdic"] = "ascii"
+    length_header: Literal["binary2", "ascii4"] = "binary2"
+    #: Sent before every message we originate; b"" for none.
+    tpdu: bytes = b""
+
+    def __post_init__(self) -> None:
+        for attr, _, choices in _AXES:
+            if getattr(self, attr) not in choices.values():
+                raise ValueError(f"dialect.{attr}: {getattr(self, attr)!r} is not one of "
+                                 + "|".join(choices.values()))
+        if len(self.tpdu) not in (0, TPDU_SIZE):
+            raise ValueError(f"dialect.tpdu: {len(self.tpdu)} bytes, expected {TPDU_SIZE} "
+                             "or none")
+
+    # ---- configuration ------------------------------------------------------------------
+
+    @classmethod
+    def from_proto(cls, msg: admin_pb2.Iso8583Dialect) -> Dialect:
+        """The dialect a link's configuration names; UNSPECIFIED axes take the defaults."""
+        values: dict[str, Any] = {}
+        for attr, proto_field, choices in _AXES:
+            number = getattr(msg, proto_field)
+            if number and number not in choices:
+                raise ValueError(f"dialect.{proto_field}: unknown value {number}")
+            if number:
+                values[attr] = choices[number]
+        return cls(**values, tpdu=_tpdu_from_hex("dialect.tpdu", msg.tpdu))
+
+    def to_proto(self) -> admin_pb2.Iso8583Dialect:
+        """Every axis explicit, e.g. NUMERIC_ENCODING_ASCII rather than UNSPECIFIED."""
+        values: dict[str, Any] = {}
+        for attr, proto_field, choices in _AXES:
+            values[proto_field] = {c: n for n, c in choices.items()}[getattr(self, attr)]
+        return admin_pb2.Iso8583Dialect(**values, tpdu=self.tpdu.hex().upper())
+
+    def describe(self) -> str:
+        """E.g. ``bcd/hex/ebcdic/ascii4/tpdu=6000030000``; :meth:`parse` reads it back."""
+        words = [getattr(self, attr) for attr, _, _ in _AXES]
+        if self.tpdu:
+            words.append(f"tpdu={self.tpdu.hex().upper()}")
+        return "/".join(words)
+
+    @classmethod
+    def parse(cls, text: str) -> Dialect:
+        """Reads ``numeric,bitmap,charset,length_header[,tpdu=HEX]`` (``,`` or ``/``); blank
+        text is :data:`DEFAULT`.
+
+        >>> Dialect.parse("bcd,hex,ebcdic,ascii4,tpdu=6000030000").describe()
+        'bcd/hex/ebcdic/ascii4/tpdu=6000030000'
+        """
+        if not text.strip():
+            return cls()
+        words = [w.strip().lower() for w in re.split("[,/]", text)]
+        tpdu = ""
+        if words[-1].startswith("tpdu="):
+            tpdu = words.pop()[len("tpdu="):]
+        if len(words) != len(_AXES):
+            raise ValueError(f"dialect {text!r}: expected {_PARSE_HINT}")
+        values: dict[str, Any] = {}
+        for (attr, _, choices), word in zip(_AXES, words, strict=True):
+            if word not in choices.values():
+                raise ValueError(f"dialect {text!r}: {attr} {word!r} is not one of "
+                                 + "|".join(choices.values()))
+            values[attr] = word
+        return cls(**values, tpdu=_tpdu_from_hex(f"dialect {text!r}: tpdu", tpdu))
+
+    # ---- codec --------------------------------------------------------------------------
+
+    @cached_property
+    def spec(self) -> dict[str, dict[str, Any]]:
+        """The pyiso8583 spec of this dialect, built from :data:`FIELDS`."""
+        return {number: self._field_spec(f) for number, f in FIELDS.items()}
+
+    def _field_spec(self, f: Field) -> dict[str, Any]:
+        codec = _CODEC[self.charset]
+        spec: dict[str, Any] = {"data_enc": codec, "len_enc": codec, "len_type": f.prefix,
+                                "max_len": f.max_len, "desc": f.name}
+        bcd = self.numeric == "bcd"
+        if f.prefix and bcd:
+            spec |= {"len_enc": "bcd", "len_type": (f.prefix + 1) // 2}
+        if f.kind == "binary" or (f.kind == "bitmap" and self.bitmap == "binary"):
+            spec["data_enc"] = "b"
+        elif f.kind == "bitmap":
+            spec["max_len"] = 2 * f.max_len
+        elif f.kind == "numeric" and bcd:
+            spec |= {"data_enc": "b", "len_count": "nibbles", "left_pad": "0"}
+        elif f.kind == "track2" and bcd:
+            spec |= {"data_enc": "b", "len_count": "nibbles", "right_pad": "F"}
+        return spec
+
+    def encode(self, message: Message) -> bytes:
+        """Encodes a message dict (field number -> value, ``"t"`` the MTI) to bytes, no TPDU."""
+        wire = dict(message)
+        for key, value in message.items():
+            field = FIELDS.get(key)
+            if field is None:
+                raise MessageError(f"field {key!r}: not defined in this dialect")
+            if not isinstance(value, str):
+                raise MessageError(f"field {key}: {type(value).__name__} value, expected str")
+            if self.numeric == "bcd" and field.kind in _PACKABLE:
+                if not _PACKABLE[field.kind].fullmatch(value):
+                    allowed = "digits and '='" if field.kind == "track2" else "digits"
+                    raise MessageError(f"field {key}: only {allowed} pack as BCD")
+                wire[key] = value.replace("=", "D")
+        try:
+            raw, _ = iso8583.encode(wire, self.spec)
+        except iso8583.EncodeError as exc:
+            raise MessageError(str(exc)) from exc
+        return bytes(raw)
+
+    def decode(self, raw: bytes) -> Message:
+        """Decodes bytes (no TPDU) to a message dict; :class:`MessageError` names the bad field."""
+        try:
+            message, _ = iso8583.decode(bytearray(raw), self.spec)
+        except iso8583.DecodeError as exc:
+            raise MessageError(str(exc)) from exc
+        except KeyError as exc:  # the bitmap names a field this dialect does not define
+            raise MessageError(f"field {exc.args[0]}: not defined in this dialect") from exc
+        message.pop("p", None)
+        message.pop("1", None)
+        if self.numeric == "bcd":
+            return {key: self._unpacked(key, value) for key, value in message.items()}
+        return dict(message)
+
+    @staticmethod
+    def _unpacked(key: str, value: str) -> str:
+        """A decoded BCD field as digits (track 2: nibble D back to '=')."""
+        kind = FIELDS[key].kind
+        if kind == "track2":
+            value = value.replace("D", "=")
+        if kind in _PACKABLE and not _PACKABLE[kind].fullmatch(value):
+            raise MessageError(f"field {key}: a nibble is not a decimal digit")
+        return value
+
+    # ---- framing ------------------------------------------------------------------------
+
+    def frame(self, payload: bytes, *, tpdu: bytes | None = None) -> bytes:
+        """Length header + TPDU + ``payload``; the length counts TPDU and payload.
+
+        ``tpdu`` defaults to the dialect's own; pass ``swap_tpdu(request_tpdu)`` to answer.
+        """
+        tpdu = self.tpdu if tpdu is None else tpdu
+        if len(tpdu) != len(self.tpdu):
+            raise MessageError(f"tpdu: {len(tpdu)} bytes, this dialect frames "
+                               f"{len(self.tpdu)}")
+        length = len(tpdu) + len(payload)
+        if self.length_header == "ascii4":
+            if length > 9999:
+                raise MessageError(f"message: {length} bytes exceeds the 4-digit length prefix")
+            return b"%04d" % length + tpdu + payload
+        if length > 0xFFFF:
+            raise MessageError(f"message: {length} bytes exceeds the 2-byte length prefix")
+        return struct.pack(">H", length) + tpdu + payload
+
+    async def read_frame(self, reader: asyncio.StreamReader) -> Frame:
+        """Reads one framed message; raises IncompleteReadError at end of stream."""
+        if self.length_header == "ascii4":
+            header = await reader.readexactly(4)
+            if not header.isdigit():
+                raise MessageError(f"length prefix: {header!r} is not 4 ASCII digits")
+            length = int(header)
+        else:
+            (length,) = struct.unpack(">H", await reader.readexactly(2))
+        shortest = len(self.tpdu) + 1
+        if not shortest <= length <= MAX_MESSAGE:
+            raise MessageError(f"length prefix: {length} is outside {shortest}..{MAX_MESSAGE}")
+        data = await reader.readexactly(length)
+        return Frame(data[:len(self.tpdu)], data[len(self.tpdu):])
+
+
+#: ASCII numerics, binary bitmaps, ASCII text, 2-byte binary length, no TPDU.
+DEFAULT = Dialect()
+SPEC = DEFAULT.spec
+
+
 def encode(message: Message) -> bytes:
-    """Encodes a message dict (field number -> value, ``"t"`` the MTI) to bytes, no prefix."""
-    try:
-        raw, _ = iso8583.encode(dict(message), SPEC)
-    except iso8583.EncodeError as exc:
-        raise MessageError(str(exc)) from exc
-    return bytes(raw)
+    """:meth:`Dialect.encode` in :data:`DEFAULT`."""
+    return DEFAULT.encode(message)
 
 
 def decode(raw: bytes) -> Message:
-    """Decodes bytes (no prefix) to a message dict; :class:`MessageError` names the bad field."""
-    try:
-        message, _ = iso8583.decode(bytearray(raw), SPEC)
-    except iso8583.DecodeError as exc:
-        raise MessageError(str(exc)) from exc
-    except KeyError as exc:  # the bitmap names a field this dialect does not define
-        raise MessageError(f"field {exc.args[0]}: not defined in this dialect") from exc
-    message.pop("p", None)
-    message.pop("1", None)
-    return dict(message)
+    """:meth:`Dialect.decode` in :data:`DEFAULT`."""
+    return DEFAULT.decode(raw)
 
 
 def frame(payload: bytes) -> bytes:
-    if len(payload) > 0xFFFF:
-        raise MessageError(f"message: {len(payload)} bytes exceeds the 2-byte length prefix")
-    return struct.pack(">H", len(payload)) + payload
+    """2-byte big-endian length + ``payload``."""
+    return DEFAULT.frame(payload)
 
 
 async def read_frame(reader: asyncio.StreamReader) -> bytes:
     """Reads one length-prefixed message; raises IncompleteReadError at end of stream."""
-    header = await reader.readexactly(2)
-    (length,) = struct.unpack(">H", header)
-    if length == 0 or length > MAX_MESSAGE:
-        raise MessageError(f"length prefix: {length} is outside 1..{MAX_MESSAGE}")
-    return await reader.readexactly(length)
+    return (await DEFAULT.read_frame(reader)).payload
 
 
 def encode_de48(subfields: dict[str, str]) -> str:

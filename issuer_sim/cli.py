@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from cardswitch.iso8583 import Dialect
 from issuer_sim.seed import DEFAULT_CARDS
 
 DEFAULT_HSM = "127.0.0.1:7100"
+#: The dialect ``issuer serve`` speaks without --dialect, in Dialect.parse's text form.
+DIALECT_ENV = "CARDSWITCH_ISSUER_DIALECT"
 
 
 def register(sub: Any) -> None:
@@ -27,6 +31,10 @@ def register(sub: Any) -> None:
     serve.add_argument("--hsm", default=DEFAULT_HSM, help="HSM address, host:port")
     serve.add_argument("--metrics-port", type=int, default=0)
     serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--dialect", type=_dialect, metavar="SPEC",
+                       help="ISO 8583 dialect: numeric,bitmap,charset,length_header[,tpdu=HEX], "
+                            "e.g. bcd,hex,ebcdic,ascii4,tpdu=6000030000 "
+                            f"(default: ${DIALECT_ENV}, else ascii,binary,ascii,binary2)")
     serve.set_defaults(func=cmd_serve)
 
     seed = commands.add_parser("seed", help="issue the test cards: HSM keys, accounts, card file")
@@ -37,11 +45,34 @@ def register(sub: Any) -> None:
     seed.set_defaults(func=cmd_seed)
 
 
+def _dialect(text: str) -> Dialect:
+    try:
+        return Dialect.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def serve_dialect(args: argparse.Namespace) -> Dialect:
+    """The dialect to serve: --dialect, else $CARDSWITCH_ISSUER_DIALECT, else the default."""
+    given: Dialect | None = args.dialect
+    if given is not None:
+        return given
+    try:
+        return Dialect.parse(os.environ.get(DIALECT_ENV, ""))
+    except ValueError as exc:
+        raise ValueError(f"{DIALECT_ENV}: {exc}") from exc
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from issuer_sim import server  # the server stack is imported for this command only
 
+    try:
+        dialect = serve_dialect(args)
+    except ValueError as exc:
+        print(f"cardswitch issuer serve: {exc}", file=sys.stderr)
+        return 2
     asyncio.run(server.serve(args.port, args.control_port, args.hsm, args.metrics_port,
-                             args.host))
+                             args.host, dialect))
     return 0
 
 

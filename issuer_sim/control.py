@@ -6,7 +6,8 @@ Faults (``cardswitch.v1.IssuerSimService.SetFaults``) apply to requests by amoun
 - ``NO_RESPONSE``: process, never answer (the answer "lost in the network");
 - ``GARBAGE``: process, answer with a framed payload that is not an ISO 8583 message;
 - ``TRUNCATED``: process, answer with the encoded response cut in half (framed as such);
-- ``DISCONNECT``: close the connection on receipt, without processing.
+- ``DISCONNECT``: close the connection on receipt, without processing;
+- ``DUPLICATE_ANSWER``: process, answer twice with the same frame.
 
 The first matching fault applies; ``base_latency_ms`` is added to every answer. Initial values
 come from ``CARDSWITCH_ISSUER_LATENCY_MS`` and ``CARDSWITCH_ISSUER_FAULTS`` (a

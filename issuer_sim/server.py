@@ -1,9 +1,11 @@
 """The issuer host process: ISO 8583 over TCP, plus the gRPC control API on its own port.
 
-Each message on the wire is preceded by a 2-byte big-endian length. One connection carries many
-requests in flight: the reader never waits for an answer, each request is processed in its own
-task, and answers are written as they complete (the switch matches them on DE 11 + DE 37), one
-whole frame at a time under the connection's write lock.
+The host speaks one :class:`~cardswitch.iso8583.Dialect` (by default a 2-byte big-endian length
+before each message, ASCII numerics, binary bitmaps, no TPDU); answers carry the request's TPDU
+with destination and source swapped. One connection carries many requests in flight: the reader
+never waits for an answer, each request is processed in its own task, and answers are written as
+they complete (the switch matches them on DE 11 + DE 37), one whole frame at a time under the
+connection's write lock.
 
 Bytes that are not a message of the dialect close that connection only; the server carries on.
 """
@@ -22,7 +24,7 @@ from prometheus_client import Counter, Histogram
 
 from cardswitch import config, db, grpcserver, iso8583, logs
 from cardswitch.cards import mask_pans_in
-from cardswitch.iso8583 import Message
+from cardswitch.iso8583 import DEFAULT, Dialect, Message, swap_tpdu
 from cardswitch.v1 import issuer_pb2, issuer_pb2_grpc
 from issuer_sim import chip
 from issuer_sim.control import SERVICE_NAME, FaultRule, Faults, IssuerControl, Stats
@@ -70,10 +72,12 @@ def _amount(message: Message) -> int:
 class IssuerHost:
     """Serves ISO 8583 connections with a :class:`Processor`, applying injected faults."""
 
-    def __init__(self, processor: Processor, faults: Faults, stats: Stats) -> None:
+    def __init__(self, processor: Processor, faults: Faults, stats: Stats,
+                 dialect: Dialect = DEFAULT) -> None:
         self._processor = processor
         self._faults = faults
         self._stats = stats
+        self._dialect = dialect
         self._links: set[_Link] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -99,7 +103,7 @@ class IssuerHost:
         """Reads until end of stream (True) or until the link must be dropped (False)."""
         while True:
             try:
-                raw = await iso8583.read_frame(reader)
+                tpdu, raw = await self._dialect.read_frame(reader)
             except asyncio.IncompleteReadError as exc:
                 if exc.partial:
                     log.warning("%s: stream ended inside a message (%d bytes)", link.peer,
@@ -111,8 +115,8 @@ class IssuerHost:
             except ConnectionError:
                 return False
             try:
-                message = iso8583.decode(raw)
-            except Exception as exc:  # pyiso8583 also raises KeyError, e.g. for an unknown field
+                message = self._dialect.decode(raw)
+            except Exception as exc:  # a codec bug costs this connection, not the server
                 log.warning("%s: not an ISO 8583 message of this dialect (%s: %s); closing",
                             link.peer, type(exc).__name__, mask_pans_in(str(exc)))
                 return False
@@ -123,12 +127,13 @@ class IssuerHost:
                 log.info("%s: fault DISCONNECT on %s STAN %s", link.peer, mti,
                          message.get("11", ""))
                 return False
-            task = asyncio.create_task(self._answer(message, fault, link))
+            task = asyncio.create_task(self._answer(message, tpdu, fault, link))
             for tasks in (self._tasks, link.tasks):
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
 
-    async def _answer(self, message: Message, fault: FaultRule | None, link: _Link) -> None:
+    async def _answer(self, message: Message, tpdu: bytes, fault: FaultRule | None,
+                      link: _Link) -> None:
         mti = str(message.get("t", ""))
         try:
             if fault is not None and fault.kind == issuer_pb2.FAULT_KIND_DELAY:
@@ -142,9 +147,13 @@ class IssuerHost:
             MESSAGES.labels(mti, response.get("39", "")).inc()
             if self._faults.base_latency_ms:
                 await asyncio.sleep(self._faults.base_latency_ms / 1000)
-            payload = self._faulty(iso8583.encode(response), fault)
-            if payload is not None and await link.send(iso8583.frame(payload)):
-                self._stats.sent[response["t"]] += 1
+            payload = self._faulty(self._dialect.encode(response), fault)
+            if payload is None:
+                return
+            duplicate = fault is not None and fault.kind == issuer_pb2.FAULT_KIND_DUPLICATE_ANSWER
+            copies = 2 if duplicate else 1
+            if await link.send(self._dialect.frame(payload, tpdu=swap_tpdu(tpdu)) * copies):
+                self._stats.sent[response["t"]] += copies
         except Exception:
             log.exception("%s: answering %s STAN %s failed", link.peer, mti, message.get("11", ""))
 
@@ -186,7 +195,8 @@ class RunningIssuer:
 
 
 async def start(port: int, control_port: int, hsm_address: str, metrics_port: int = 0,
-                host: str = "127.0.0.1", url: str | None = None) -> RunningIssuer:
+                host: str = "127.0.0.1", url: str | None = None,
+                dialect: Dialect = DEFAULT) -> RunningIssuer:
     """Migrates the database and starts both listeners; port 0 picks a free port."""
     url = url or config.database_url("issuer")
     await asyncio.to_thread(db.upgrade, url, "issuer_sim")
@@ -194,22 +204,23 @@ async def start(port: int, control_port: int, hsm_address: str, metrics_port: in
     hsm = GrpcHsm(channel)
     processor = Processor(url, hsm, chip_issuer=chip.ChipIssuer(hsm))
     faults, stats = Faults.from_env(), Stats()
-    issuer = IssuerHost(processor, faults, stats)
+    issuer = IssuerHost(processor, faults, stats, dialect)
     tcp = await asyncio.start_server(issuer.handle_connection, host, port)
     bound = int(tcp.sockets[0].getsockname()[1])
     control = grpcserver.Service(issuer_pb2_grpc.add_IssuerSimServiceServicer_to_server,
                                  IssuerControl(processor, faults, stats), SERVICE_NAME)
     server, control_bound = await grpcserver.start([control], host=host, port=control_port,
                                                    metrics_port=metrics_port)
-    log.info("ISO 8583 on %s:%d, HSM at %s", host, bound, hsm_address)
+    log.info("ISO 8583 (%s) on %s:%d, HSM at %s", dialect.describe(), host, bound, hsm_address)
     return RunningIssuer(tcp, bound, server, control_bound, issuer, processor, channel)
 
 
 async def serve(port: int, control_port: int, hsm_address: str, metrics_port: int = 0,
-                host: str = "127.0.0.1") -> None:
+                host: str = "127.0.0.1", dialect: Dialect = DEFAULT) -> None:
     """Runs the issuer until SIGTERM/SIGINT; prints its ready line once both ports listen."""
     logs.setup("issuer")
-    running = await start(port, control_port, hsm_address, metrics_port, host)
+    running = await start(port, control_port, hsm_address, metrics_port, host,
+                          dialect=dialect)
     print(f"ISSUER ready on {host}:{running.port} control {host}:{running.control_port}",
           flush=True)
     await grpcserver.wait_for_termination(running.control, on_stop=running.close)

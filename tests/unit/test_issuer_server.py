@@ -439,3 +439,72 @@ def test_seed_reset_releases_open_holds_and_what_they_counted_today(env: Env) ->
     assert (after["holds"], after["available"], after["ledger"]) == (0, 900_000, 900_000)
     (full_day,) = exchange(env.port, financial(card, amount=20_000))
     assert full_day["39"] == "00"
+
+
+def test_an_issuer_in_another_dialect_answers_in_it_with_the_tpdu_swapped(env: Env) -> None:
+    dialect = iso8583.Dialect.parse("bcd,hex,ebcdic,ascii4,tpdu=6000030000")
+    echo = {"t": "0800", "7": "0515120000", "11": "999101", "70": "301"}
+
+    async def run() -> bytes:
+        issuer = await issuer_server.start(0, 0, env.hsm_address, url=env.url or None,
+                                           dialect=dialect)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", issuer.port)
+            writer.write(dialect.frame(dialect.encode(echo)))
+            header = await asyncio.wait_for(reader.readexactly(4), 10)
+            body = await asyncio.wait_for(reader.readexactly(int(header)), 10)
+            writer.close()
+            return header + body
+        finally:
+            await issuer.close()
+
+    answer = asyncio.run(run())
+    assert int(answer[:4]) == len(answer) - 4  # 4 ASCII digits counting TPDU and message
+    assert answer[4:9] == bytes.fromhex("6000000003")  # destination and source swapped
+    assert answer[9:11] == b"\x08\x10"  # a BCD MTI
+    assert dialect.decode(answer[9:]) == echo | {"t": "0810", "39": "00"}
+
+
+def test_a_duplicate_answer_fault_writes_the_same_frame_twice(env: Env) -> None:
+    card = env.cards["acct-visa-ok"]
+    env.control.SetFaults(issuer_pb2.SetFaultsRequest(faults=[issuer_pb2.Fault(
+        kind=issuer_pb2.FAULT_KIND_DUPLICATE_ANSWER, match_amount_minor=906, count=1)]),
+        timeout=10)
+    before = account(env, "acct-visa-ok")["ledger"]
+    request = financial(card, amount=906)
+
+    async def run() -> tuple[list[bytes], dict[str, str]]:
+        link = await IsoLink.open(env.port)
+        await link.send(request)
+        frames = [await asyncio.wait_for(iso8583.read_frame(link.reader), 5) for _ in range(2)]
+        echo = await link.call({"t": "0800", "7": "0515120000", "11": "999004", "70": "301"})
+        await link.close()
+        return frames, echo
+
+    try:
+        (first, second), echo = asyncio.run(run())
+    finally:
+        env.control.SetFaults(issuer_pb2.SetFaultsRequest(), timeout=10)
+    assert first == second
+    answer = iso8583.decode(first)
+    assert (answer["t"], answer["39"], answer["11"]) == ("0210", "00", request["11"])
+    assert echo["t"] == "0810"  # the next frame answers the echo: two copies, not three
+    assert account(env, "acct-visa-ok")["ledger"] == before - 906  # processed once
+
+
+def test_serve_speaks_the_dialect_of_the_flag_else_of_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = argparse.ArgumentParser(prog="cardswitch")
+    issuer_cli.register(parser.add_subparsers(dest="command"))
+    monkeypatch.setenv("CARDSWITCH_ISSUER_DIALECT", "ascii,hex,ebcdic,binary2")
+    flag = parser.parse_args(["issuer", "serve", "--dialect",
+                              "bcd,hex,ebcdic,ascii4,tpdu=6000030000"])
+    assert issuer_cli.serve_dialect(flag) == iso8583.Dialect(
+        "bcd", "hex", "ebcdic", "ascii4", bytes.fromhex("6000030000"))
+    no_flag = parser.parse_args(["issuer", "serve"])
+    assert issuer_cli.serve_dialect(no_flag) == iso8583.Dialect(bitmap="hex", charset="ebcdic")
+    monkeypatch.delenv("CARDSWITCH_ISSUER_DIALECT")
+    assert issuer_cli.serve_dialect(no_flag) == iso8583.DEFAULT
+    monkeypatch.setenv("CARDSWITCH_ISSUER_DIALECT", "bcd")
+    with pytest.raises(ValueError, match=r"^CARDSWITCH_ISSUER_DIALECT: dialect 'bcd': expected"):
+        issuer_cli.serve_dialect(no_flag)
