@@ -13,7 +13,15 @@ from cardswitch.launcher import Cluster
 from cardswitch.v1 import admin_pb2, admin_pb2_grpc, hsm_pb2, hsm_pb2_grpc
 
 ISSUER_LINK = "issuer-a"
+#: A second connection to the same issuer host (a backup line): routes fail over to it.
+BACKUP_LINK = "issuer-a-backup"
 ISSUER_ZPK = "zpk-issuer"
+ISSUER_ZMK = "zmk-issuer"
+#: Stand-in limits of the demo issuer: small purchases in USD, three per card and day.
+STAND_IN = admin_pb2.StandInRules(
+    enabled=True, currency="USD", max_amount_minor=10000,
+    max_daily_amount_per_card_minor=20000, max_daily_count_per_card=3)
+BREAKER = admin_pb2.CircuitBreaker(failure_threshold=3, open_ms=3000)
 BDK = "bdk-demo"
 ROUTES = (("476173", "visa"), ("541333", "mastercard"), ("621234", "unionpay"))
 SWITCH_KEYS = (
@@ -54,18 +62,21 @@ async def configure_switch(cluster: Cluster, terminals: list[tuple[str, str]],
     """Issuer link, BIN routes and ``terminals`` [(terminal id, merchant id)] via AdminService."""
     async with switch_channel(cluster) as channel:
         admin = admin_pb2_grpc.AdminServiceStub(channel)
-        await _ignore_exists(admin.CreateIssuerLink(admin_pb2.CreateIssuerLinkRequest(
-            link=admin_pb2.IssuerLink(name=ISSUER_LINK, host="127.0.0.1",
-                                      port=cluster.issuer_port, zpk_key_ref=ISSUER_ZPK,
-                                      timeout_ms=issuer_timeout_ms, acquirer_id="123456")),
-            timeout=10))
-        existing = {r.bin_prefix for r in (await admin.ListBinRoutes(
-            admin_pb2.ListBinRoutesRequest(), timeout=10)).routes}
+        for name in (ISSUER_LINK, BACKUP_LINK):
+            await _ignore_exists(admin.CreateIssuerLink(admin_pb2.CreateIssuerLinkRequest(
+                link=admin_pb2.IssuerLink(
+                    name=name, host="127.0.0.1", port=cluster.issuer_port,
+                    zpk_key_ref=ISSUER_ZPK, zmk_key_ref=ISSUER_ZMK,
+                    timeout_ms=issuer_timeout_ms, acquirer_id="123456",
+                    stand_in=STAND_IN, breaker=BREAKER)), timeout=10))
+        existing = {r.bin_prefix for r in (await admin.ListRoutes(
+            admin_pb2.ListRoutesRequest(), timeout=10)).routes}
         for prefix, brand in ROUTES:
             if prefix not in existing:
-                await admin.CreateBinRoute(admin_pb2.CreateBinRouteRequest(
-                    route=admin_pb2.BinRoute(bin_prefix=prefix, issuer_link=ISSUER_LINK,
-                                             brand=brand)), timeout=10)
+                await admin.CreateRoute(admin_pb2.CreateRouteRequest(route=admin_pb2.Route(
+                    description=f"{brand} cards of the demo issuer", bin_prefix=prefix,
+                    brand=brand, primary_link=ISSUER_LINK, secondary_links=[BACKUP_LINK])),
+                    timeout=10)
         for terminal_id, merchant_id in terminals:
             await _ignore_exists(admin.CreateTerminal(admin_pb2.CreateTerminalRequest(
                 terminal=admin_pb2.Terminal(

@@ -71,7 +71,8 @@ def register(sub: Any) -> None:
     serve.add_argument("--insecure", action="store_true", help="no mTLS (tests, benchmarks)")
     serve.set_defaults(func=_serve)
 
-    a = sub.add_parser("admin", help="configure terminals, issuer links and BIN routes")
+    a = sub.add_parser("admin", help="configure terminals, links, routes, acquirer hosts, risk "
+                       "rules; watch store-and-forward and events")
     a.add_argument("--switch", default="127.0.0.1:7000")
     a.add_argument("--insecure", action="store_true")
     objs = a.add_subparsers(dest="admin_object", required=True)
@@ -106,18 +107,89 @@ def register(sub: Any) -> None:
     link.add_parser("list").set_defaults(
         func=_run_admin,
         call=lambda stub, a: stub.ListIssuerLinks(admin_pb2.ListIssuerLinksRequest()))
+    g = link.add_parser("get")
+    g.add_argument("--name", required=True)
+    g.set_defaults(func=_run_admin, call=lambda stub, a: stub.GetIssuerLink(
+        admin_pb2.GetIssuerLinkRequest(name=a.name)))
 
     route = objs.add_parser("route").add_subparsers(dest="op", required=True)
-    c = route.add_parser("create")
-    c.add_argument("--bin", required=True, dest="bin_prefix")
-    c.add_argument("--link", required=True)
+    c = route.add_parser("create", help="add a route; the whole table is validated")
+    c.add_argument("--bin", default="", dest="bin_prefix")
     c.add_argument("--brand", default="")
-    c.set_defaults(func=_run_admin, call=lambda stub, a: stub.CreateBinRoute(
-        admin_pb2.CreateBinRouteRequest(route=admin_pb2.BinRoute(
-            bin_prefix=a.bin_prefix, issuer_link=a.link, brand=a.brand))))
+    c.add_argument("--currency", action="append", default=[], dest="currencies")
+    c.add_argument("--min-amount", type=int, default=0)
+    c.add_argument("--max-amount", type=int, default=0)
+    c.add_argument("--mcc", action="append", default=[], dest="mccs")
+    c.add_argument("--terminal", action="append", default=[], dest="terminal_ids")
+    c.add_argument("--merchant", action="append", default=[], dest="merchant_ids")
+    c.add_argument("--wallet-provider", default="")
+    c.add_argument("--link", required=True, help="primary link")
+    c.add_argument("--secondary", action="append", default=[], help="failover links, in order")
+    c.add_argument("--priority", type=int, default=0)
+    c.add_argument("--description", default="")
+    c.set_defaults(func=_run_admin, call=lambda stub, a: stub.CreateRoute(
+        admin_pb2.CreateRouteRequest(route=admin_pb2.Route(
+            bin_prefix=a.bin_prefix, brand=a.brand, currencies=a.currencies,
+            min_amount_minor=a.min_amount, max_amount_minor=a.max_amount, mccs=a.mccs,
+            terminal_ids=a.terminal_ids, merchant_ids=a.merchant_ids,
+            wallet_provider=a.wallet_provider, primary_link=a.link,
+            secondary_links=a.secondary, priority=a.priority, description=a.description))))
     d = route.add_parser("delete")
     d.add_argument("--route-id", required=True)
-    d.set_defaults(func=_run_admin, call=lambda stub, a: stub.DeleteBinRoute(
-        admin_pb2.DeleteBinRouteRequest(route_id=a.route_id)))
+    d.set_defaults(func=_run_admin, call=lambda stub, a: stub.DeleteRoute(
+        admin_pb2.DeleteRouteRequest(route_id=a.route_id)))
     route.add_parser("list").set_defaults(
-        func=_run_admin, call=lambda stub, a: stub.ListBinRoutes(admin_pb2.ListBinRoutesRequest()))
+        func=_run_admin, call=lambda stub, a: stub.ListRoutes(admin_pb2.ListRoutesRequest()))
+    r = route.add_parser("resolve", help="which route and link a transaction would take")
+    r.add_argument("--pan", default="")
+    r.add_argument("--wallet-provider", default="")
+    r.add_argument("--amount", type=int, default=0)
+    r.add_argument("--currency", default="USD")
+    r.add_argument("--mcc", default="")
+    r.add_argument("--terminal", default="")
+    r.add_argument("--merchant", default="")
+    r.set_defaults(func=_run_admin, call=lambda stub, a: stub.ResolveRoute(
+        admin_pb2.ResolveRouteRequest(pan=a.pan, wallet_provider=a.wallet_provider,
+                                      amount_minor=a.amount, currency=a.currency, mcc=a.mcc,
+                                      terminal_id=a.terminal, merchant_id=a.merchant)))
+
+    for action in ("sign-on", "sign-off", "echo", "exchange-key", "reset-breaker"):
+        ctl = link.add_parser(action, help=f"{action} on a link")
+        ctl.add_argument("--name", required=True)
+        value = getattr(admin_pb2, "LINK_ACTION_" + action.upper().replace("-", "_"))
+        ctl.set_defaults(func=_run_admin, call=lambda stub, a, value=value: stub.ControlLink(
+            admin_pb2.ControlLinkRequest(name=a.name, action=value)))
+
+    risk = objs.add_parser("risk").add_subparsers(dest="op", required=True)
+    risk.add_parser("get").set_defaults(
+        func=_run_admin, call=lambda stub, a: stub.GetRiskRules(admin_pb2.GetRiskRulesRequest()))
+    rs = risk.add_parser("set", help="replace the risk rules with a YAML file")
+    rs.add_argument("file")
+    rs.add_argument("--validate-only", action="store_true")
+    rs.set_defaults(func=_run_admin, call=lambda stub, a: stub.SetRiskRules(
+        admin_pb2.SetRiskRulesRequest(yaml=open(a.file).read(),
+                                      validate_only=a.validate_only)))
+
+    saf = objs.add_parser("saf", help="the store-and-forward queue")
+    saf.add_argument("--link", default="")
+    saf.add_argument("--all", action="store_true", help="include acknowledged entries")
+    saf.set_defaults(func=_run_admin, call=lambda stub, a: stub.ListStoreAndForward(
+        admin_pb2.ListStoreAndForwardRequest(link=a.link, include_acknowledged=a.all)))
+
+    ev = objs.add_parser("events", help="events the switch published (risk alerts...)")
+    ev.add_argument("--type", default="", help="type prefix, e.g. risk.")
+    ev.add_argument("--after", type=int, default=0)
+    ev.set_defaults(func=_run_admin, call=lambda stub, a: stub.ListEvents(
+        admin_pb2.ListEventsRequest(type_prefix=a.type, after_id=a.after)))
+
+    acq = objs.add_parser("acquirer").add_subparsers(dest="op", required=True)
+    c = acq.add_parser("create", help="listen for an acquirer host speaking ISO 8583")
+    c.add_argument("--name", required=True)
+    c.add_argument("--port", type=int, required=True)
+    c.add_argument("--zpk", required=True, help="HSM key reference of the acquirer's ZPK")
+    c.set_defaults(func=_run_admin, call=lambda stub, a: stub.CreateAcquirerHost(
+        admin_pb2.CreateAcquirerHostRequest(host=admin_pb2.AcquirerHost(
+            name=a.name, port=a.port, zpk_key_ref=a.zpk))))
+    acq.add_parser("list").set_defaults(
+        func=_run_admin,
+        call=lambda stub, a: stub.ListAcquirerHosts(admin_pb2.ListAcquirerHostsRequest()))

@@ -132,6 +132,8 @@ class TxnContext:
     #: Links to try in order (the routed primary first, then its secondaries).
     candidates: list[LinkConfig] = field(default_factory=list)
     stood_in: bool = False
+    #: Store-and-forward resends set this: the channel flags the message as a repeat.
+    repeat: bool = False
     risk_score: int | None = None
     risk_decision: str = ""
     risk_rules: list[str] = field(default_factory=list)

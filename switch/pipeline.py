@@ -20,10 +20,17 @@ from prometheus_client import Counter
 
 from cardswitch import currency, errors, responses
 from cardswitch.cardcache import CardCache
-from cardswitch.cards import mask_pan
+from cardswitch.cards import brand_of, mask_pan
 from cardswitch.v1 import hsm_pb2, hsm_pb2_grpc
-from switch import store
-from switch.context import ChannelError, ChannelResult, Decline, LinkDown, TxnContext
+from switch import routing, standin, store
+from switch.context import (
+    ChannelError,
+    ChannelResult,
+    Decline,
+    LinkConfig,
+    LinkDown,
+    TxnContext,
+)
 from switch.journal import Journal
 from switch.models import utcnow
 from switch.registry import Registry
@@ -38,6 +45,7 @@ REVERSIBLE = {"purchase", "preauth", "refund"}
 
 OUTCOMES = Counter("cardswitch_transactions_total", "transactions by kind and response code",
                    ["kind", "code"])
+STAND_IN = Counter("cardswitch_stand_in_total", "stand-in decisions by link", ["link", "outcome"])
 
 
 class Step(Protocol):
@@ -51,6 +59,8 @@ class Deps:
     journal: Journal
     hsm: hsm_pb2_grpc.HsmServiceStub
     registry: Registry
+    #: The real-time risk step (switch.risk.step.RiskCheck); None runs without risk.
+    risk: Step | None = None
     hmac_key_ref: str = "hmac-switch"
     dek_key_ref: str = "dek-switch"
     reversal_kick: asyncio.Event = field(default_factory=asyncio.Event)
@@ -83,8 +93,8 @@ class ProtectCard:
         ctx.pan_token, ctx.last_four, ctx.bin, ctx.encrypted_pan = cached
 
 
-class RouteByBin:
-    """Picks the issuer link by the longest matching BIN prefix."""
+class RouteRequest:
+    """Picks the route (see :mod:`switch.routing`) and the links to try, usable ones first."""
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -92,10 +102,18 @@ class RouteByBin:
     async def __call__(self, ctx: TxnContext) -> None:
         if ctx.link is not None:
             return
-        link = self.deps.registry.route(ctx.pan)
-        if link is None:
-            raise Decline("92", f"no route to an issuer for BIN {ctx.pan[:6]}")
-        ctx.link = link
+        txn = routing.Txn(
+            bin=ctx.pan[:11], brand=brand_of(ctx.pan) if ctx.pan else "",
+            currency=ctx.currency, amount_minor=ctx.amount_minor, mcc=ctx.mcc,
+            terminal_id=ctx.terminal.terminal_id, merchant_id=ctx.terminal.merchant_id,
+            wallet_provider=ctx.wallet_provider)
+        route, links = self.deps.registry.route(txn)
+        if route is None or not links:
+            what = (f"wallet provider {ctx.wallet_provider}" if ctx.wallet_provider
+                    else f"BIN {ctx.pan[:6]}")
+            raise Decline("92", f"no route to an issuer for {what}")
+        ctx.candidates = links
+        ctx.link = links[0]
 
 
 class TranslatePin:
@@ -105,7 +123,7 @@ class TranslatePin:
         self.deps = deps
 
     async def __call__(self, ctx: TxnContext) -> None:
-        if not ctx.pin_block or ctx.link is None:
+        if not ctx.pin_block or ctx.link is None or ctx.link.kind != "iso8583":
             return
         try:
             if ctx.pin_zpk_key_ref:
@@ -145,29 +163,101 @@ class Idempotency:
 
 
 class CallChannel:
-    """Sends the request to the routed channel within what is left of the deadline."""
+    """Sends the request within what is left of the deadline, failing over between links.
+
+    Only a request that was certainly not sent (link down, breaker open) moves on to the next
+    link; once a financial request may have reached an issuer it is never resent blind (its
+    outcome is settled by a reversal instead). When no link can take it, stand-in decides.
+    """
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.translate = TranslatePin(deps)
+        self.stand_in = StandIn(deps)
+
+    async def __call__(self, ctx: TxnContext) -> None:
+        assert ctx.link is not None
+        registry = self.deps.registry
+        candidates = ctx.candidates or [ctx.link]
+        unavailable: list[str] = []
+        for link in candidates:
+            breaker = registry.breaker(link.name)
+            if not breaker.allow():
+                unavailable.append(f"{link.name}: circuit breaker open")
+                continue
+            if link is not ctx.link:
+                ctx.link = link
+                await self.translate(ctx)
+            try:
+                ctx.result = await self._send(ctx, link)
+            except LinkDown as exc:
+                breaker.record_failure()
+                registry.observe_breaker(link.name)
+                unavailable.append(str(exc))
+                continue
+            except ChannelError:
+                breaker.record_failure()
+                registry.observe_breaker(link.name)
+                raise
+            breaker.record_success()
+            registry.observe_breaker(link.name)
+            return
+        ctx.link = candidates[0]
+        await self.stand_in(ctx, "; ".join(unavailable))
+
+    async def _send(self, ctx: TxnContext, link: LinkConfig) -> ChannelResult:
+        channel = self.deps.registry.channel(link.name)
+        timeout = min(link.timeout_ms / 1000, ctx.remaining() - RESERVE_S)
+        if timeout <= 0.01:
+            raise LinkDown("no time left in the request deadline to ask the issuer")
+        if ctx.kind in ("purchase", "preauth"):
+            return await channel.authorize(ctx, timeout)
+        if ctx.kind == "refund":
+            return await channel.refund(ctx, timeout)
+        if ctx.kind == "balance":
+            return await channel.balance(ctx, timeout)
+        if ctx.kind == "capture":
+            return await channel.capture(ctx, timeout)
+        if ctx.kind == "reversal":
+            return await channel.reverse(ctx, timeout, advice=False)
+        raise Decline("12", f"unknown transaction kind {ctx.kind}")
+
+
+class StandIn:
+    """Stand-in processing: decides in the issuer's place, within the link's limits.
+
+    An approval is marked stood in and its advice (0120/0220) is queued in store-and-forward
+    with the outcome, in the same database transaction.
+    """
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def __call__(self, ctx: TxnContext) -> None:
+    async def __call__(self, ctx: TxnContext, why: str) -> None:
         assert ctx.link is not None
-        channel = self.deps.registry.channel(ctx.link.name)
-        timeout = min(ctx.link.timeout_ms / 1000, ctx.remaining() - RESERVE_S)
-        if timeout <= 0.01:
-            raise LinkDown("no time left in the request deadline to ask the issuer")
-        if ctx.kind in ("purchase", "preauth"):
-            ctx.result = await channel.authorize(ctx, timeout)
-        elif ctx.kind == "refund":
-            ctx.result = await channel.refund(ctx, timeout)
-        elif ctx.kind == "balance":
-            ctx.result = await channel.balance(ctx, timeout)
-        elif ctx.kind == "capture":
-            ctx.result = await channel.capture(ctx, timeout)
-        elif ctx.kind == "reversal":
-            ctx.result = await channel.reverse(ctx, timeout, advice=False)
-        else:
-            raise Decline("12", f"unknown transaction kind {ctx.kind}")
+        rules = standin.StandInRules.from_proto(ctx.link.stand_in)
+        today_amount, today_count = 0, 0
+        if rules.enabled and ctx.pan_token:
+            today_amount, today_count = await self.deps.journal.read(
+                lambda c: store.stood_in_today(c, ctx.pan_token or "", utcnow()))
+        decision = standin.decide(
+            rules, kind=ctx.kind, amount_minor=ctx.amount_minor, currency=ctx.currency,
+            entry_mode=ctx.entry_mode, mcc=ctx.mcc, has_pin=bool(ctx.pin_block),
+            card_today_amount_minor=today_amount, card_today_count=today_count)
+        if not decision.approved:
+            STAND_IN.labels(ctx.link.name, "declined").inc()
+            if decision.response_code == "91":
+                raise LinkDown(f"issuer unavailable ({why}); {decision.reason}")
+            raise Decline(decision.response_code, decision.reason)
+        STAND_IN.labels(ctx.link.name, "approved").inc()
+        ctx.stood_in = True
+        ctx.result = ChannelResult(
+            responses.APPROVED, approval_code=standin.approval_code(ctx.journal_id or 0),
+            reason=f"approved in stand-in: issuer unavailable ({why})"[:120])
+        ctx.events.append(("authorization.stood_in", {
+            "transaction_id": ctx.transaction_id, "link": ctx.link.name,
+            "amount_minor": ctx.amount_minor, "currency": ctx.currency,
+            "last_four": ctx.last_four, "reason": why}))
 
 
 async def find_stored(journal: Journal, ctx: TxnContext) -> dict[str, Any] | None:
@@ -181,6 +271,11 @@ async def wait_stored(journal: Journal, ctx: TxnContext) -> dict[str, Any]:
         stored = await find_stored(journal, ctx)
         if stored is not None and (stored["status"] != "PENDING" or ctx.remaining() < 0.2):
             return stored
+        if stored is None and ctx.remaining() < 0.2:
+            # the insert hit a unique key this lookup does not use (request_id vs terminal,
+            # STAN and time): a different request took that key
+            raise Decline("94", "duplicate transmission: the request key is taken by another "
+                                "request")
         await asyncio.sleep(0.02)
 
 
@@ -206,6 +301,7 @@ def journal_row(ctx: TxnContext, now: Any) -> dict[str, Any]:
         "issuer_link": ctx.link.name if ctx.link else None,
         "transmission_dt": ctx.transmission_dt,
         "original_transaction_id": ctx.original["transaction_id"] if ctx.original else None,
+        "wallet_provider": ctx.wallet_provider or None,
         "created_at": now, "updated_at": now,
     }
 
@@ -271,6 +367,12 @@ def outcome_values(ctx: TxnContext) -> dict[str, Any]:
         "balances": json.dumps(result.balances) if result.balances else None,
         "issuer_emv_data": result.issuer_emv_data or None,
         "rrn": ctx.rrn or None,
+        "stood_in": ctx.stood_in,
+        "issuer_link": ctx.link.name if ctx.link else None,
+        "risk_score": ctx.risk_score,
+        "risk_decision": ctx.risk_decision or None,
+        "risk_rules": ",".join(ctx.risk_rules)[:200] or None,
+        "provider_reference": result.provider_reference or None,
     }
 
 
@@ -285,28 +387,47 @@ async def record(deps: Deps, ctx: TxnContext) -> None:
             original_update = (ctx.original["transaction_id"],
                                {"status": new_status,
                                 "reversal_acknowledged": ctx.kind == "reversal"})
-    reversal = None
-    if ctx.reversal_owed and ctx.link is not None:
-        reversal = {"transaction_id": ctx.transaction_id, "issuer_link": ctx.link.name,
-                    "reason": "timeout", "created_at": utcnow(), "next_attempt_at": utcnow()}
-    elif ctx.void_by_advice and ctx.original is not None and ctx.link is not None:
-        reversal = {"transaction_id": ctx.original["transaction_id"],
-                    "issuer_link": ctx.link.name, "reason": "void",
-                    "created_at": utcnow(), "next_attempt_at": utcnow()}
+    saf = saf_entry(ctx)
+    events = [outbox_event(kind, ctx.transaction_id, data) for kind, data in ctx.events]
     if ctx.journal_id is None:
         if not ctx.transaction_id:
             ctx.transaction_id = str(uuid.uuid4())
         now = utcnow()
         row = journal_row(ctx, now) | values
-        inserted = await deps.journal.run(store.insert_entry(row))
+        events = [outbox_event(kind, ctx.transaction_id, data) for kind, data in ctx.events]
+        inserted = await deps.journal.run(store.insert_with_events(row, events))
         if inserted is None:
             stored = await wait_stored(deps.journal, ctx)
             ctx.replayed, ctx.stored, ctx.transaction_id = True, stored, stored["transaction_id"]
         return
     await deps.journal.run(store.complete(ctx.transaction_id, values,
-                                          original_update=original_update, reversal=reversal))
-    if reversal is not None:
+                                          original_update=original_update, saf=saf,
+                                          events=events))
+    if saf is not None:
         deps.reversal_kick.set()
+
+
+def saf_entry(ctx: TxnContext) -> dict[str, Any] | None:
+    """The store-and-forward row the outcome owes the issuer, if any."""
+    if ctx.link is None:
+        return None
+    tid, mti, reason = ctx.transaction_id, "0420", ""
+    if ctx.reversal_owed:
+        reason = "timeout"
+    elif ctx.void_by_advice and ctx.original is not None:
+        tid, reason = ctx.original["transaction_id"], "void"
+    elif ctx.stood_in:
+        mti, reason = ("0120" if ctx.kind == "preauth" else "0220"), "stand_in"
+    if not reason:
+        return None
+    now = utcnow()
+    return {"transaction_id": tid, "mti": mti, "issuer_link": ctx.link.name, "reason": reason,
+            "created_at": now, "next_attempt_at": now, "attempts": 0}
+
+
+def outbox_event(kind: str, subject: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"event_id": str(uuid.uuid4()), "type": kind, "subject": subject or None,
+            "data": json.dumps(data, sort_keys=True, default=str), "created_at": utcnow()}
 
 
 def money_currency_numeric(alpha: str) -> str:

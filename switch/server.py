@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import sys
@@ -13,12 +14,15 @@ from cardswitch import certs, db, grpcserver, logs
 from cardswitch.config import database_url
 from cardswitch.grpcserver import Service
 from cardswitch.v1 import acquiring_pb2_grpc, admin_pb2_grpc, hsm_pb2_grpc
+from switch.acquirer_host import AcquirerHostConfig, AcquirerHostServer
 from switch.admin import AdminServicer
 from switch.journal import Journal
 from switch.pipeline import Deps
 from switch.registry import Registry
-from switch.reversals import ReversalWorker
+from switch.saf import SafWorker
 from switch.service import AcquiringServicer
+
+log = logging.getLogger(__name__)
 
 
 async def serve(port: int, hsm_address: str, *, metrics_port: int = 0, insecure: bool = False,
@@ -33,15 +37,19 @@ async def serve(port: int, hsm_address: str, *, metrics_port: int = 0, insecure:
     hsm = hsm_pb2_grpc.HsmServiceStub(hsm_channel)
     registry = Registry(engine)
     await registry.reload()
-    registry.start()
     deps = Deps(journal=journal, hsm=hsm, registry=registry)
-    worker = ReversalWorker(deps)
+    worker = SafWorker(deps)
     await worker.recover()
     worker.start()
+    acquiring = AcquiringServicer(deps)
+    listeners = AcquirerListeners(acquiring, host)
+    registry.listeners.append(listeners.apply)
+    await listeners.apply(registry)
+    registry.start()
     credentials = None if insecure else certs.server_credentials()
     server, bound = await grpcserver.start(
         [Service(acquiring_pb2_grpc.add_AcquiringServiceServicer_to_server,
-                 AcquiringServicer(deps), "cardswitch.v1.AcquiringService"),
+                 acquiring, "cardswitch.v1.AcquiringService"),
          Service(admin_pb2_grpc.add_AdminServiceServicer_to_server,
                  AdminServicer(engine, registry, hsm), "cardswitch.v1.AdminService")],
         host=host, port=port, metrics_port=metrics_port, credentials=credentials)
@@ -49,6 +57,7 @@ async def serve(port: int, hsm_address: str, *, metrics_port: int = 0, insecure:
           f"pid {os.getpid()})", flush=True)
 
     async def stop() -> None:
+        await listeners.close()
         await worker.close()
         await registry.close()
         await hsm_channel.close()
@@ -57,6 +66,43 @@ async def serve(port: int, hsm_address: str, *, metrics_port: int = 0, insecure:
         log.info("stopped")
 
     await grpcserver.wait_for_termination(server, stop)
+
+
+class AcquirerListeners:
+    """Keeps one ISO 8583 listener per configured acquirer host, following the registry."""
+
+    def __init__(self, servicer: AcquiringServicer, host: str) -> None:
+        self.servicer, self.host = servicer, host
+        self.servers: dict[str, tuple[AcquirerHostConfig, AcquirerHostServer]] = {}
+
+    async def apply(self, registry: Registry) -> None:
+        wanted: dict[str, AcquirerHostConfig] = {}
+        for name, message in registry.acquirer_hosts.items():
+            try:
+                wanted[name] = AcquirerHostConfig.from_proto(message)
+            except ValueError as exc:
+                log.error("acquirer host %s: %s", name, exc)
+        for name in list(self.servers):
+            if name not in wanted or wanted[name] != self.servers[name][0]:
+                await self.servers.pop(name)[1].close()
+        for name, cfg in wanted.items():
+            if name in self.servers:
+                continue
+            server = AcquirerHostServer(cfg, self.servicer)
+            try:
+                await server.start(self.host)
+            except OSError as exc:
+                log.error("acquirer host %s: cannot listen on port %d: %s", name, cfg.port, exc)
+                continue
+            self.servers[name] = (cfg, server)
+            log.info("acquirer host %s: ISO 8583 (%s) on %s:%d", name, cfg.dialect.describe(),
+                     self.host, server.port)
+        registry.listening = set(self.servers)
+
+    async def close(self) -> None:
+        for _, server in self.servers.values():
+            await server.close()
+        self.servers.clear()
 
 
 def _child(port: int, hsm_address: str, metrics_port: int, insecure: bool, host: str) -> None:

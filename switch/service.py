@@ -33,7 +33,7 @@ from switch.pipeline import (
     Idempotency,
     Pipeline,
     ProtectCard,
-    RouteByBin,
+    RouteRequest,
     TranslatePin,
     find_stored,
     money_currency_numeric,
@@ -76,10 +76,11 @@ class _Concurrent:
 class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
-        protect, route = ProtectCard(deps), RouteByBin(deps)
+        protect, route = ProtectCard(deps), RouteRequest(deps)
         idem, call = Idempotency(deps), CallChannel(deps)
+        risk = [deps.risk] if deps.risk is not None else []
         self.card_pipeline = Pipeline(
-            [route, _Concurrent(protect, TranslatePin(deps)), idem, call], deps)
+            [route, _Concurrent(protect, TranslatePin(deps)), *risk, idem, call], deps)
         self.original_pipeline = Pipeline([idem, call], deps)
 
     # -- context building ----------------------------------------------------------------
@@ -112,11 +113,16 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
         ctx.pan, ctx.expiry_yymm = fields["pan"], fields["expiry_yymm"]
         ctx.track2, ctx.cvv2 = fields["track2"], fields["cvv2"]
         ctx.psn, ctx.emv_tlv = fields["psn"], fields["de55"]
-        chip = request.card.WhichOneof("source") == "emv"
+        ctx.wallet_provider, ctx.wallet_token = fields["wallet_provider"], fields["wallet_token"]
+        ctx.wallet_presentation = fields["wallet_presentation"]
+        source = request.card.WhichOneof("source")
+        chip, wallet = source == "emv", source == "wallet"
         ctx.entry_mode = validation.ENTRY_MODE_NAMES.get(request.entry_mode) or (
-            "chip" if chip else "magstripe" if ctx.track2 else "manual")
+            "chip" if chip else "wallet" if wallet else "magstripe" if ctx.track2 else "manual")
         if chip and ctx.entry_mode not in ("chip", "contactless"):
             v.add("entry_mode", f"must be CHIP or CONTACTLESS for chip data, not {ctx.entry_mode}")
+        if wallet and ctx.entry_mode != "wallet":
+            v.add("entry_mode", f"must be WALLET for a wallet payment, not {ctx.entry_mode}")
         amount = getattr(request, "amount", None)
         if chip and fields["amount"] is not None and amount is not None and (
                 fields["amount"] != amount.amount_minor):
@@ -127,7 +133,8 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
             ctx.entry_mode == "magstripe"
             and fields["service_code"][2:3] in validation.PIN_REQUIRED_SERVICE_DIGITS)
         if has_pin:
-            validation.check_pin_block(request.pin_block, v)
+            validation.check_pin_block(request.pin_block, v,
+                                       zone_key=bool(PIN_SOURCE_ZPK.get()))
             ctx.pin_block, ctx.ksn = request.pin_block.block, request.pin_block.ksn
             ctx.pin_zpk_key_ref = PIN_SOURCE_ZPK.get()
         elif pin_required:
@@ -163,7 +170,9 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
             approved_amount=common_pb2.Money(amount_minor=row.get("approved_amount_minor") or 0,
                                              currency=row["currency"]),
             balances=_balances(row), replayed=ctx.replayed,
-            masked_pan=_masked(row), issuer_emv_data=row.get("issuer_emv_data") or b"")
+            masked_pan=_masked(row), issuer_emv_data=row.get("issuer_emv_data") or b"",
+            stood_in=bool(row.get("stood_in")), risk=_risk(row), link=row.get("issuer_link") or "",
+            provider_reference=row.get("provider_reference") or "")
 
     async def BalanceInquiry(self, request: acquiring_pb2.BalanceInquiryRequest,
                              context: grpc.aio.ServicerContext,
@@ -366,6 +375,7 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
         ctx.bin, ctx.encrypted_pan = original["bin"], original["encrypted_pan"]
         ctx.entry_mode = ctx.entry_mode or original["entry_mode"]
         ctx.link = self.deps.registry.links.get(original["issuer_link"] or "")
+        ctx.wallet_provider = original.get("wallet_provider") or ""
         ctx.currency_numeric = money_currency_numeric(original["currency"])
         if original["encrypted_pan"]:
             answer = await self.deps.hsm.RevealPan(hsm_pb2.RevealPanRequest(
@@ -377,6 +387,7 @@ class AcquiringServicer(acquiring_pb2_grpc.AcquiringServiceServicer):
         if ctx.replayed and ctx.stored is not None:
             return ctx.stored
         return {"transaction_id": ctx.transaction_id, "currency": ctx.currency,
+                "wallet_provider": ctx.wallet_provider or None,
                 "last_four": ctx.last_four, "bin": ctx.bin,
                 "original_transaction_id": ctx.original["transaction_id"] if ctx.original
                 else None, **outcome_values(ctx)}
@@ -386,6 +397,21 @@ def _result(row: dict[str, Any]) -> common_pb2.Result:
     code = row.get("response_code") or "96"
     return common_pb2.Result(response_code=code, reason=row.get("reason") or responses.reason(code),
                              approved=responses.approved(code))
+
+
+RISK_DECISION = {"approve": acquiring_pb2.RISK_DECISION_APPROVE,
+                 "decline": acquiring_pb2.RISK_DECISION_DECLINE,
+                 "review": acquiring_pb2.RISK_DECISION_REVIEW}
+
+
+def _risk(row: dict[str, Any]) -> acquiring_pb2.RiskAssessment | None:
+    if row.get("risk_decision") is None:
+        return None
+    rules = row.get("risk_rules") or ""
+    return acquiring_pb2.RiskAssessment(
+        score=row.get("risk_score") or 0,
+        decision=RISK_DECISION.get(row["risk_decision"], acquiring_pb2.RISK_DECISION_UNSPECIFIED),
+        rules=rules.split(",") if rules else [])
 
 
 def _balances(row: dict[str, Any]) -> list[common_pb2.Balance]:
@@ -424,4 +450,6 @@ def transaction_message(row: dict[str, Any]) -> acquiring_pb2.Transaction:
         rrn=row.get("rrn") or "", original_transaction_id=row.get("original_transaction_id") or "",
         issuer_link=row.get("issuer_link") or "", created_at=_ts(row.get("created_at")),
         updated_at=_ts(row.get("updated_at")),
-        reversal_acknowledged=bool(row.get("reversal_acknowledged")), mcc=row.get("mcc") or "")
+        reversal_acknowledged=bool(row.get("reversal_acknowledged")), mcc=row.get("mcc") or "",
+        stood_in=bool(row.get("stood_in")), risk=_risk(row),
+        provider_reference=row.get("provider_reference") or "")

@@ -9,14 +9,15 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from switch.journal import BulkOp
-from switch.models import JournalEntry, SafEntry, utcnow
+from switch.models import JournalEntry, OutboxEvent, SafEntry, utcnow
 
 J: Table = JournalEntry.__table__  # type: ignore[assignment]
 Q: Table = SafEntry.__table__  # type: ignore[assignment]
+E: Table = OutboxEvent.__table__  # type: ignore[assignment]
 
 
 def _insert(conn: Connection, table: Any) -> Any:
@@ -63,17 +64,32 @@ def insert_entry(row: dict[str, Any]) -> InsertEntry:
     return InsertEntry(row)
 
 
+def insert_with_events(row: dict[str, Any], events: list[dict[str, Any]]) -> Any:
+    """Op: a final journal row (an early decline) and its outbox events, atomically."""
+    if not events:
+        return InsertEntry(row)
+
+    def op(conn: Connection) -> int | None:
+        inserted: int | None = InsertEntry(row)(conn)
+        if inserted is not None:
+            conn.execute(E.insert(), events)
+        return inserted
+    return op
+
+
 @dataclass
 class Complete(BulkOp):
-    """Op: records an outcome, with the original's new status and a queued reversal, atomically.
+    """Op: records an outcome, with the original's new status, a store-and-forward entry and
+    outbox events, atomically.
 
-    A batch of them is one executemany UPDATE (plus the rare original/reversal statements).
+    A batch of them is one executemany UPDATE (plus the rare original/queue/event statements).
     """
 
     transaction_id: str
     values: dict[str, Any]
     original_update: tuple[str, dict[str, Any]] | None = None
-    reversal: dict[str, Any] | None = None
+    saf: dict[str, Any] | None = None
+    events: list[dict[str, Any]] | None = None
 
     @classmethod
     def execute_many(cls, conn: Connection, ops: list[Any]) -> list[Any]:
@@ -84,13 +100,16 @@ class Complete(BulkOp):
             params = [{"p_transaction_id": op.transaction_id,
                        **{f"p_{k}": v for k, v in op.values.items()}} for op in group]
             conn.execute(stmt, params if len(params) > 1 else params[0])
+        events = [e for op in ops for e in (op.events or ())]
+        if events:
+            conn.execute(E.insert(), events)
         for op in ops:
             if op.original_update is not None:
                 tid, ovalues = op.original_update
                 conn.execute(update(J).where(J.c.transaction_id == tid)
                              .values(**ovalues, updated_at=now))
-            if op.reversal is not None:
-                conn.execute(_insert(conn, Q).values(**op.reversal).on_conflict_do_nothing())
+            if op.saf is not None:
+                conn.execute(_insert(conn, Q).values(**op.saf).on_conflict_do_nothing())
         return [None] * len(ops)
 
 
@@ -99,15 +118,30 @@ def complete(
     values: dict[str, Any],
     *,
     original_update: tuple[str, dict[str, Any]] | None = None,
-    reversal: dict[str, Any] | None = None,
+    saf: dict[str, Any] | None = None,
+    events: list[dict[str, Any]] | None = None,
 ) -> Complete:
-    return Complete(transaction_id, values, original_update, reversal)
+    return Complete(transaction_id, values, original_update, saf, events or None)
 
 
 def enqueue_reversal(reversal: dict[str, Any]) -> Any:
+    """Op: queues a reversal advice (0420) for a transaction unless one is queued already."""
+    now = utcnow()
+    entry = {"mti": "0420", "attempts": 0, "created_at": now, "next_attempt_at": now, **reversal}
+
     def op(conn: Connection) -> None:
-        conn.execute(_insert(conn, Q).values(**reversal).on_conflict_do_nothing())
+        conn.execute(_insert(conn, Q).values(**entry).on_conflict_do_nothing())
     return op
+
+
+def stood_in_today(conn: Connection, pan_token: str, now: dt.datetime) -> tuple[int, int]:
+    """(amount, count) of this card's stand-in approvals since midnight UTC."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    row = conn.execute(select(func.coalesce(func.sum(J.c.approved_amount_minor), 0),
+                              func.count()).where(
+        J.c.pan_token == pan_token, J.c.created_at >= midnight, J.c.stood_in.is_(True),
+        J.c.status.in_(("APPROVED", "CAPTURED")))).one()
+    return int(row[0]), int(row[1])
 
 
 def row_to_dict(row: Any) -> dict[str, Any] | None:
@@ -135,44 +169,92 @@ def refunded_total(conn: Connection, original_transaction_id: str) -> int:
     return sum(r[0] or 0 for r in rows)
 
 
-def claim_due_reversals(node: str, limit: int, lease_s: float) -> Any:
-    """Op: leases up to ``limit`` due, unacknowledged reversals to this node (multi-node safe)."""
+def claim_due(node: str, limit: int, lease_s: float) -> Any:
+    """Op: leases the due, unacknowledged store-and-forward entries of each link, oldest first.
+
+    Per link, entries are taken in queue order and only up to the first one that is not due
+    yet, so a later advice never overtakes an earlier one for the same issuer. Leases make it
+    safe for several switch nodes to run the worker on one database.
+    """
     def op(conn: Connection) -> list[dict[str, Any]]:
         now = utcnow()
         rows = conn.execute(
-            select(Q.c.id).where(
-                Q.c.acknowledged_at.is_(None), Q.c.next_attempt_at <= now,
-                or_(Q.c.locked_until.is_(None), Q.c.locked_until < now))
-            .order_by(Q.c.id).limit(limit)).all()
+            select(Q.c.id, Q.c.issuer_link, Q.c.next_attempt_at, Q.c.locked_until)
+            .where(Q.c.acknowledged_at.is_(None)).order_by(Q.c.id).limit(limit * 4)).all()
+        blocked: set[str] = set()
         claimed = []
-        for (qid,) in rows:
+        for qid, link, next_at, locked in rows:
+            if link in blocked:
+                continue
+            if _aware(next_at) > now or (locked is not None and _aware(locked) >= now):
+                blocked.add(link)  # an earlier entry of this link waits: keep the order
+                continue
             res = conn.execute(update(Q).where(
                 Q.c.id == qid, or_(Q.c.locked_until.is_(None), Q.c.locked_until < now))
                 .values(locked_until=now + dt.timedelta(seconds=lease_s)))
             if res.rowcount == 1:
                 claimed.append(row_to_dict(conn.execute(select(Q).where(Q.c.id == qid)).first()))
+            if len(claimed) >= limit:
+                break
         return [c for c in claimed if c is not None]
     return op
 
 
-def reversal_acknowledged(queue_id: int, transaction_id: str) -> Any:
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def saf_acknowledged(queue_id: int, transaction_id: str, mti: str) -> Any:
+    """Op: the issuer acknowledged the entry; a reversal marks its transaction REVERSED."""
     def op(conn: Connection) -> None:
         now = utcnow()
         conn.execute(update(Q).where(Q.c.id == queue_id).values(
             acknowledged_at=now, locked_until=None, attempts=Q.c.attempts + 1, last_error=None))
-        conn.execute(update(J).where(J.c.transaction_id == transaction_id).values(
-            reversal_acknowledged=True, updated_at=now,
-            status="REVERSED"))
+        if mti.startswith("04"):
+            conn.execute(update(J).where(J.c.transaction_id == transaction_id).values(
+                reversal_acknowledged=True, updated_at=now, status="REVERSED"))
     return op
 
 
-def reversal_failed(queue_id: int, attempts: int, error: str) -> Any:
+def release(queue_ids: list[int]) -> Any:
+    """Op: gives leased entries back untouched (an earlier one of their link failed)."""
+    def op(conn: Connection) -> None:
+        if queue_ids:
+            conn.execute(update(Q).where(Q.c.id.in_(queue_ids)).values(locked_until=None))
+    return op
+
+
+def saf_failed(queue_id: int, attempts: int, error: str) -> Any:
     def op(conn: Connection) -> None:
         delay = min(2 ** min(attempts, 6), 60)
         conn.execute(update(Q).where(Q.c.id == queue_id).values(
             attempts=attempts + 1, last_error=error[:200], locked_until=None,
             next_attempt_at=utcnow() + dt.timedelta(seconds=delay)))
     return op
+
+
+def saf_entries(conn: Connection, link: str, include_acknowledged: bool,
+                limit: int) -> list[dict[str, Any]]:
+    stmt = select(Q).order_by(Q.c.id).limit(limit)
+    if link:
+        stmt = stmt.where(Q.c.issuer_link == link)
+    if not include_acknowledged:
+        stmt = stmt.where(Q.c.acknowledged_at.is_(None))
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def saf_pending_by_link(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(Q.c.issuer_link, func.count()).where(
+        Q.c.acknowledged_at.is_(None)).group_by(Q.c.issuer_link))
+    return {str(link): int(n) for link, n in rows}
+
+
+def events_after(conn: Connection, after_id: int, type_prefix: str,
+                 limit: int) -> list[dict[str, Any]]:
+    stmt = select(E).where(E.c.id > after_id).order_by(E.c.id).limit(limit)
+    if type_prefix:
+        stmt = stmt.where(E.c.type.startswith(type_prefix))
+    return [dict(r._mapping) for r in conn.execute(stmt)]
 
 
 def stale_pending(older_than: dt.datetime) -> Any:
@@ -190,8 +272,10 @@ def stale_pending(older_than: dt.datetime) -> Any:
                                  rrn=rrn or rrn_for(jid, created),
                                  reason="switch restarted before the issuer answered"))
             if link and kind not in ("balance", "capture"):
+                now = utcnow()
                 conn.execute(_insert(conn, Q).values(
-                    transaction_id=tid, issuer_link=link, reason="recovery")
+                    transaction_id=tid, mti="0420", issuer_link=link, reason="recovery",
+                    attempts=0, created_at=now, next_attempt_at=now)
                     .on_conflict_do_nothing())
         return len(rows)
     return op

@@ -73,7 +73,8 @@ def card_fields(card: Any, v: Violations, field: str = "card") -> dict[str, Any]
     """PAN, expiry, track 2, CVV2 and chip data from a CardInput; records what is wrong."""
     source = card.WhichOneof("source")
     out: dict[str, Any] = {"pan": "", "expiry_yymm": "", "track2": "", "cvv2": "",
-                           "service_code": "", "psn": "", "de55": b"", "amount": None}
+                           "service_code": "", "psn": "", "de55": b"", "amount": None,
+                           "wallet_provider": "", "wallet_token": "", "wallet_presentation": ""}
     if source is None:
         v.add(field, "is required: one of track2, manual, emv, wallet")
     elif source == "track2":
@@ -101,9 +102,27 @@ def card_fields(card: Any, v: Violations, field: str = "card") -> dict[str, Any]
     elif source == "emv":
         out.update(chip_fields(card.emv.tlv, v, f"{field}.emv.tlv"))
     else:
-        v.add(f"{field}.{source}", "is not supported by this switch yet (wallet channels are "
-              "configured separately)")
+        out.update(wallet_fields(card.wallet, v, f"{field}.wallet"))
     return out
+
+
+WALLET_PRESENTATIONS = {common_pb2.WALLET_PRESENTATION_QR_CODE: "qr",
+                        common_pb2.WALLET_PRESENTATION_TOKEN: "token"}
+
+
+def wallet_fields(wallet: Any, v: Violations, field: str) -> dict[str, Any]:
+    """A customer-presented wallet payment code: provider, the code, how it was presented."""
+    provider = wallet.provider
+    if not provider or len(provider) > 32 or not provider.replace("_", "").isalnum():
+        v.add(f"{field}.provider", "must be 1 to 32 letters, digits or _ (e.g. alipay)")
+    token = wallet.token.strip()
+    if not 8 <= len(token) <= 256 or not token.isprintable():
+        v.add(f"{field}.token", "must be 8 to 256 printable characters (the payment code or "
+                                "QR payload)")
+    presentation = WALLET_PRESENTATIONS.get(wallet.presentation) or (
+        "qr" if "://" in token else "token")
+    return {"wallet_provider": provider.lower(), "wallet_token": token,
+            "wallet_presentation": presentation}
 
 
 #: Chip data an online authorisation must carry in DE 55 (EMV Book 4 6.3.3 minimum set).
@@ -154,7 +173,9 @@ def chip_fields(data: bytes, v: Violations, field: str) -> dict[str, Any]:
     return out
 
 
-def check_pin_block(pin: Any, v: Violations, field: str = "pin_block") -> None:
+def check_pin_block(pin: Any, v: Violations, field: str = "pin_block", *,
+                    zone_key: bool = False) -> None:
+    """A PIN pad's DUKPT PIN block, or (``zone_key``) one under an acquirer's zone PIN key."""
     if len(pin.block) != 8:
         v.add(f"{field}.block", f"must be 8 bytes (TDES), got {len(pin.block)}")
     if pin.format not in (common_pb2.PIN_BLOCK_FORMAT_UNSPECIFIED,
@@ -163,7 +184,10 @@ def check_pin_block(pin: Any, v: Violations, field: str = "pin_block") -> None:
     if pin.key_management not in (common_pb2.PIN_KEY_MANAGEMENT_UNSPECIFIED,
                                   common_pb2.PIN_KEY_MANAGEMENT_DUKPT_TDES):
         v.add(f"{field}.key_management", "only TDES DUKPT is accepted")
-    if len(pin.ksn) != 10:
+    if zone_key:
+        if pin.ksn:
+            v.add(f"{field}.ksn", "must be empty: the PIN block is under a zone PIN key")
+    elif len(pin.ksn) != 10:
         v.add(f"{field}.ksn", f"must be 10 bytes (TDES DUKPT KSN), got {len(pin.ksn)}")
 
 

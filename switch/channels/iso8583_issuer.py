@@ -2,7 +2,9 @@
 
 Many requests are in flight on the connection at once; answers are matched to requests by
 (response MTI, STAN, RRN), so they may come back in any order. The link signs on (0800/001)
-when it connects, reconnects with backoff when it drops, and echoes (0800/301) when idle.
+when it connects and carries financial traffic only once the issuer accepted the sign-on; it
+reconnects with backoff when it drops, and echoes (0800/301) when idle. A signed-off link
+(0800/002, from the admin API) carries no financial traffic until it signs on again.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class LinkClient:
 
     def __init__(self, config: LinkConfig) -> None:
         self.config = config
+        self.dialect = iso8583.Dialect.from_proto(config.dialect)
         self._pending: dict[Key, asyncio.Future[Message]] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._connected = asyncio.Event()
@@ -57,7 +60,10 @@ class LinkClient:
         self._task: asyncio.Task[None] | None = None
         self._stan = itertools.count(1)
         self._last_traffic = 0.0
+        self._signed_on = asyncio.Event()
         self.state = "CONNECTING"
+        #: False after an explicit sign-off: the link stays connected but carries no requests.
+        self.wanted = True
 
     def start(self) -> None:
         if self._task is None:
@@ -80,8 +86,26 @@ class LinkClient:
             return False
         return True
 
+    @property
+    def signed_on(self) -> bool:
+        return self._signed_on.is_set()
+
+    def public_state(self) -> str:
+        """UP only when connected and signed on; CONNECTING while connected and not yet."""
+        if self.state != "UP":
+            return self.state
+        return "UP" if self.signed_on else "CONNECTING"
+
     async def send(self, message: Message, timeout: float) -> Message:
         """Sends a request and waits up to ``timeout`` s for its answer."""
+        if message["t"] != "0800" and not self._signed_on.is_set():
+            if self.wanted and self._connected.is_set():
+                # just connected: the sign-on answer is on its way
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._signed_on.wait(), min(0.5, timeout / 2))
+            if not self._signed_on.is_set():
+                state = "signed off" if not self.wanted else self.public_state().lower()
+                raise LinkDown(f"link {self.config.name} is {state}")
         if not self._connected.is_set() or self._writer is None:
             raise LinkDown(f"link {self.config.name} is {self.state.lower()}")
         key = (iso8583.RESPONSE_MTI[message["t"]], message.get("11", ""), message.get("37", ""))
@@ -90,7 +114,7 @@ class LinkClient:
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
-            data = iso8583.frame(iso8583.encode(message))
+            data = self.dialect.frame(self.dialect.encode(message))
             async with self._write_lock:
                 self._writer.write(data)
                 await self._writer.drain()
@@ -130,6 +154,7 @@ class LinkClient:
                           self.config.name, exc)
             finally:
                 echo.cancel()
+                self._signed_on.clear()
                 self._connected.clear()
                 self._writer = None
                 self._set_state("DOWN")
@@ -139,8 +164,8 @@ class LinkClient:
     async def _read(self, reader: asyncio.StreamReader) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            raw = await iso8583.read_frame(reader)
-            message = iso8583.decode(raw)
+            frame = await self.dialect.read_frame(reader)
+            message = self.dialect.decode(frame.payload)
             self._last_traffic = loop.time()
             MESSAGES.labels(self.config.name, message.get("t", "?"), "in").inc()
             key = (message.get("t", ""), message.get("11", ""), message.get("37", ""))
@@ -154,20 +179,45 @@ class LinkClient:
             future.set_result(message)
 
     async def _sign_on_and_echo(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.network(iso8583.NMI_SIGN_ON, 5.0)
         loop = asyncio.get_running_loop()
+        delay = 0.2
+        while self.wanted and not self._signed_on.is_set():
+            with contextlib.suppress(Exception):
+                await self.sign_on(5.0)
+            if not self._signed_on.is_set():
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
         while True:
             await asyncio.sleep(ECHO_IDLE_SECONDS / 3)
             if loop.time() - self._last_traffic > ECHO_IDLE_SECONDS:
                 with contextlib.suppress(Exception):
                     await self.network(iso8583.NMI_ECHO, 5.0)
 
-    async def network(self, code: str, timeout: float) -> bool:
-        stan = f"{next(self._stan) % 1_000_000:06d}"
-        answer = await self.send({"t": "0800", "7": _transmission_dt(), "11": stan, "70": code},
-                                 timeout)
+    async def sign_on(self, timeout: float) -> bool:
+        self.wanted = True
+        ok = await self.network(iso8583.NMI_SIGN_ON, timeout)
+        if ok:
+            self._signed_on.set()
+            log.info("link %s: signed on", self.config.name)
+        return ok
+
+    async def sign_off(self, timeout: float) -> bool:
+        self.wanted = False
+        self._signed_on.clear()
+        return await self.network(iso8583.NMI_SIGN_OFF, timeout)
+
+    async def network(self, code: str, timeout: float,
+                      extra: dict[str, str] | None = None) -> bool:
+        answer = await self.network_message(code, timeout, extra)
         return answer.get("39") == responses.APPROVED
+
+    async def network_message(self, code: str, timeout: float,
+                              extra: dict[str, str] | None = None) -> Message:
+        """Sends an 0800 with network management code ``code`` (DE 70); returns the 0810."""
+        stan = f"{next(self._stan) % 1_000_000:06d}"
+        message: Message = {"t": "0800", "7": _transmission_dt(), "11": stan, "70": code,
+                            **(extra or {})}
+        return await self.send(message, timeout)
 
     def _drop(self, exc: Exception) -> None:
         for future in self._pending.values():
@@ -189,13 +239,48 @@ class IssuerChannel:
         self.client.start()
 
     def state(self) -> tuple[str, int]:
-        return self.client.state, self.client.in_flight()
+        return self.client.public_state(), self.client.in_flight()
+
+    @property
+    def signed_on(self) -> bool:
+        return self.client.signed_on
+
+    async def change_key(self, key_block: str, kcv: str, timeout: float) -> tuple[str, str]:
+        """Dynamic zone PIN key exchange (0800/161): the new ZPK under the ZMK, with its check
+        value; returns the issuer's (DE 39, check value it computed)."""
+        answer = await self.client.network_message(
+            iso8583.NMI_KEY_CHANGE, timeout,
+            {"32": self.config.acquirer_id,
+             "48": iso8583.encode_de48({"KB": key_block, "KC": kcv})})
+        echoed = iso8583.decode_de48(answer.get("48", "")).get("KC", "")
+        return answer.get("39", ""), echoed
+
+    async def advise(self, ctx: TxnContext, timeout: float) -> ChannelResult:
+        """0120/0220 (or the repeats 0121/0221): the issuer is told about a stood-in approval."""
+        original = ctx.original or {}
+        preauth = original.get("type") == "preauth"
+        mti = ("0120" if preauth else "0220")
+        if ctx.repeat:
+            mti = mti[:3] + "1"
+        msg = self._financial(ctx, mti, iso8583.PROC_PURCHASE,
+                              iso8583.POS_PREAUTH if preauth else iso8583.POS_NORMAL)
+        msg["11"] = original["stan"]
+        msg["37"] = original["rrn"]
+        msg["38"] = original.get("approval_code") or "000000"
+        msg["39"] = original.get("response_code") or responses.APPROVED
+        return _result(await self.client.send(msg, timeout))
 
     async def close(self) -> None:
         await self.client.close()
 
     async def echo(self, timeout: float) -> bool:
         return await self.client.network(iso8583.NMI_ECHO, timeout)
+
+    async def sign_on(self, timeout: float) -> bool:
+        return await self.client.sign_on(timeout)
+
+    async def sign_off(self, timeout: float) -> bool:
+        return await self.client.sign_off(timeout)
 
     async def authorize(self, ctx: TxnContext, timeout: float) -> ChannelResult:
         mti = "0100" if ctx.kind == "preauth" else "0200"
@@ -224,7 +309,8 @@ class IssuerChannel:
         original = ctx.original or {}
         orig_mti = {"preauth": "0100", "balance": "0100"}.get(original["type"], "0200")
         proc = iso8583.PROC_REFUND if original["type"] == "refund" else iso8583.PROC_PURCHASE
-        msg = self._financial(ctx, "0420" if advice else "0400", proc, iso8583.POS_NORMAL)
+        mti = ("0421" if ctx.repeat else "0420") if advice else "0400"
+        msg = self._financial(ctx, mti, proc, iso8583.POS_NORMAL)
         msg["4"] = f"{original['amount_minor']:012d}"
         msg["11"] = original["stan"]
         msg["37"] = original["rrn"]

@@ -87,11 +87,11 @@ def test_a_reversal_is_leased_to_one_node_at_a_time(journal: Journal) -> None:
     asyncio.run(journal.run(store.insert_entry(r)))
     asyncio.run(journal.run(store.enqueue_reversal(
         {"transaction_id": r["transaction_id"], "issuer_link": "issuer-a", "reason": "timeout"})))
-    first = asyncio.run(journal.run(store.claim_due_reversals("node-a", 10, 30)))
-    second = asyncio.run(journal.run(store.claim_due_reversals("node-b", 10, 30)))
+    first = asyncio.run(journal.run(store.claim_due("node-a", 10, 30)))
+    second = asyncio.run(journal.run(store.claim_due("node-b", 10, 30)))
     assert [e["transaction_id"] for e in first] == [r["transaction_id"]]
     assert second == []
-    asyncio.run(journal.run(store.reversal_acknowledged(first[0]["id"], r["transaction_id"])))
+    asyncio.run(journal.run(store.saf_acknowledged(first[0]["id"], r["transaction_id"], "0420")))
     stored = asyncio.run(journal.read(lambda c: store.by_transaction_id(c, r["transaction_id"])))
     assert stored is not None
     assert (stored["status"], stored["reversal_acknowledged"]) == ("REVERSED", True)
@@ -102,9 +102,9 @@ def test_a_failed_reversal_backs_off_and_is_claimed_again_later(journal: Journal
     asyncio.run(journal.run(store.insert_entry(r)))
     asyncio.run(journal.run(store.enqueue_reversal(
         {"transaction_id": r["transaction_id"], "issuer_link": "issuer-a", "reason": "timeout"})))
-    (entry,) = asyncio.run(journal.run(store.claim_due_reversals("n", 10, 30)))
-    asyncio.run(journal.run(store.reversal_failed(entry["id"], 0, "link down")))
-    assert asyncio.run(journal.run(store.claim_due_reversals("n", 10, 30))) == []
+    (entry,) = asyncio.run(journal.run(store.claim_due("n", 10, 30)))
+    asyncio.run(journal.run(store.saf_failed(entry["id"], 0, "link down")))
+    assert asyncio.run(journal.run(store.claim_due("n", 10, 30))) == []
 
 
 def test_pending_rows_left_by_a_dead_process_become_timed_out_with_a_reversal(
@@ -116,7 +116,7 @@ def test_pending_rows_left_by_a_dead_process_become_timed_out_with_a_reversal(
     stored = asyncio.run(journal.read(lambda c: store.by_transaction_id(c, r["transaction_id"])))
     assert stored is not None and stored["status"] == "TIMED_OUT"
     assert stored["rrn"] == store.rrn_for(stored["id"], old), "the RRN the dead process sent"
-    claimed = asyncio.run(journal.run(store.claim_due_reversals("n", 10, 30)))
+    claimed = asyncio.run(journal.run(store.claim_due("n", 10, 30)))
     assert [e["transaction_id"] for e in claimed] == [r["transaction_id"]]
 
 
@@ -137,3 +137,43 @@ def test_outcomes_written_together_each_land_on_their_own_row(journal: Journal) 
         assert stored is not None
         expected = ("APPROVED", "00", f"{i:06d}") if i % 2 else ("DECLINED", "51", None)
         assert (stored["status"], stored["response_code"], stored["approval_code"]) == expected
+
+
+def test_store_and_forward_keeps_the_order_of_a_link_behind_an_entry_not_due_yet(
+        journal: Journal) -> None:
+    first, second, other = row("000071"), row("000072"), row("000073")
+    for r in (first, second, other):
+        asyncio.run(journal.run(store.insert_entry(r)))
+    asyncio.run(journal.run(store.enqueue_reversal(
+        {"transaction_id": first["transaction_id"], "issuer_link": "issuer-a",
+         "reason": "timeout"})))
+    asyncio.run(journal.run(store.enqueue_reversal(
+        {"transaction_id": second["transaction_id"], "issuer_link": "issuer-a",
+         "reason": "timeout"})))
+    asyncio.run(journal.run(store.enqueue_reversal(
+        {"transaction_id": other["transaction_id"], "issuer_link": "issuer-b",
+         "reason": "timeout"})))
+    claimed = asyncio.run(journal.run(store.claim_due("n", 10, 30)))
+    assert [e["transaction_id"] for e in claimed] == [
+        first["transaction_id"], second["transaction_id"], other["transaction_id"]]
+    asyncio.run(journal.run(store.saf_failed(claimed[0]["id"], 0, "link down")))
+    asyncio.run(journal.run(store.release([claimed[1]["id"]])))
+    asyncio.run(journal.run(store.saf_acknowledged(claimed[2]["id"], other["transaction_id"],
+                                                   "0420")))
+    assert asyncio.run(journal.run(store.claim_due("n", 10, 30))) == [], (
+        "the second entry of issuer-a waits behind the first, which backs off")
+
+
+def test_an_advice_acknowledged_leaves_its_transaction_approved(journal: Journal) -> None:
+    r = row("000074")
+    asyncio.run(journal.run(store.insert_entry(r)))
+    asyncio.run(journal.run(store.complete(
+        r["transaction_id"], {"status": "APPROVED", "response_code": "00", "stood_in": True},
+        saf={"transaction_id": r["transaction_id"], "mti": "0220", "issuer_link": "issuer-a",
+             "reason": "stand_in", "attempts": 0, "created_at": utcnow(),
+             "next_attempt_at": utcnow()})))
+    (entry,) = asyncio.run(journal.run(store.claim_due("n", 10, 30)))
+    assert entry["mti"] == "0220"
+    asyncio.run(journal.run(store.saf_acknowledged(entry["id"], r["transaction_id"], "0220")))
+    stored = asyncio.run(journal.read(lambda c: store.by_transaction_id(c, r["transaction_id"])))
+    assert stored is not None and (stored["status"], stored["stood_in"]) == ("APPROVED", True)
