@@ -77,6 +77,24 @@ def init(directory: Path | None = None, force: bool = False) -> Path:
     return out
 
 
+def issue_server_certificate(name: str, directory: Path | None = None) -> tuple[Path, Path]:
+    """``<name>.pem`` and ``<name>.key``: another server's certificate (localhost, 127.0.0.1)
+    from the CA of :func:`init` (e.g. a wallet provider's HTTPS); kept if both exist."""
+    d = init(directory)
+    cert_path, key_path = d / f"{name}.pem", d / f"{name}.key"
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    ca_key = serialization.load_pem_private_key((d / "ca.key").read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate((d / "ca.pem").read_bytes())
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _issue("localhost", key, ca_key, ca_cert.subject, is_ca=False,
+                  usage=ExtendedKeyUsageOID.SERVER_AUTH)
+    _write_key(key_path, key)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
 def server_credentials(directory: Path | None = None) -> Any:
     import grpc
     d = directory or certs_dir()

@@ -42,7 +42,7 @@ def alembic_config(url: str, package: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", f"{package}:migrations")
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    cfg.set_main_option("version_table", f"alembic_version_{package}")
+    cfg.set_main_option("version_table", f"alembic_version_{package.replace('.', '_')}")
     return cfg
 
 

@@ -26,6 +26,7 @@ def test_committed_stubs_match_the_protos(tmp_path: Path) -> None:
     ("switch", "switch.models"),
     ("hsm_sim", "hsm_sim.keystore"),
     ("issuer_sim", "issuer_sim.models"),
+    ("issuer_sim.wallet", "issuer_sim.wallet.models"),
 ])
 def test_migrations_create_exactly_the_models_tables(tmp_path: Path, package: str,
                                                      models: str) -> None:

@@ -44,7 +44,8 @@ from switch.notifications import NotificationHub
 
 log = logging.getLogger(__name__)
 
-REQUESTS = Counter("cardswitch_wallet_requests_total", "Requests to wallet providers",
+REQUESTS = Counter("cardswitch_wallet_requests_total",
+                   "Requests to wallet providers by outcome (HTTP status or channel error)",
                    ["link", "endpoint", "outcome"])
 
 ALGORITHMS = {admin_pb2.SIGNATURE_ALGORITHM_RSA_SHA256: signing.RSA_SHA256,
@@ -65,7 +66,9 @@ DONE = ("SUCCESS", "FAILED", "CLOSED")
 
 
 def response_code(provider_code: Any) -> str:
-    """>>> response_code("USER_FROZEN"), response_code("RISK_REJECTED")
+    """The ISO 8583 response code for a provider's failure code.
+
+    >>> response_code("USER_FROZEN"), response_code("RISK_REJECTED")
     ('62', '05')
     """
     return FAILURE_CODES.get(str(provider_code), "05")
@@ -116,7 +119,7 @@ class WalletChannel:
             self._session = None
 
     async def echo(self, timeout: float) -> bool:
-        status, answer = await self._call("POST", "/v1/echo", {}, timeout)
+        status, answer = await self._call("echo", "POST", "/v1/echo", {}, timeout)
         return status == 200 and answer.get("status") == "SUCCESS"
 
     async def capture(self, ctx: TxnContext, timeout: float) -> ChannelResult:
@@ -135,7 +138,7 @@ class WalletChannel:
         log.debug("link %s: payment %s of %d %s with code %s", self.name, ctx.transaction_id,
                   ctx.amount_minor, ctx.currency, masked(ctx.wallet_token))
         with self._hub.expect(self.name, ctx.transaction_id) as notified:
-            status, answer = await self._call("POST", "/v1/payments", body, timeout)
+            status, answer = await self._call("pay", "POST", "/v1/payments", body, timeout)
             if status != 200:
                 return _refused(status, answer)
             if answer.get("status") == "PROCESSING":
@@ -152,7 +155,7 @@ class WalletChannel:
                                               "(same transaction id) to learn its outcome")
         out_trade_no = str(original["transaction_id"])
         status, answer = await self._call(
-            "POST", f"/v1/payments/{quote(out_trade_no, safe='')}/cancel",
+            "cancel", "POST", f"/v1/payments/{quote(out_trade_no, safe='')}/cancel",
             {"merchant_account": self._endpoint.merchant_account}, timeout)
         if status != 200:
             return _refused(status, answer)
@@ -168,7 +171,7 @@ class WalletChannel:
                 "out_trade_no": str(original["transaction_id"]),
                 "out_refund_no": ctx.transaction_id, "amount_minor": ctx.amount_minor,
                 "currency": ctx.currency}
-        status, answer = await self._call("POST", "/v1/refunds", body, timeout)
+        status, answer = await self._call("refund", "POST", "/v1/refunds", body, timeout)
         if status != 200:
             return _refused(status, answer)
         if answer.get("status") != "SUCCESS":
@@ -181,7 +184,7 @@ class WalletChannel:
         body = {"merchant_account": self._endpoint.merchant_account,
                 "payment_code": ctx.wallet_token,
                 "presentation": ctx.wallet_presentation or "token"}
-        status, answer = await self._call("POST", "/v1/balance", body, timeout)
+        status, answer = await self._call("balance", "POST", "/v1/balance", body, timeout)
         if status != 200:
             return _refused(status, answer)
         if answer.get("status") != "SUCCESS":
@@ -210,15 +213,15 @@ class WalletChannel:
             if remaining <= 0:
                 break
             try:
-                status, answer = await self._call("GET", path, None, remaining)
+                status, answer = await self._call("query", "GET", path, None, remaining)
             except ChannelError as exc:
                 log.info("link %s: query of %s failed (%s); still waiting", self.name,
                          ctx.transaction_id, exc)
                 continue
             if status == 200 and answer.get("status") in DONE:
                 return answer
-        raise LinkTimeout(f"link {self.name}: payment {ctx.transaction_id} still PROCESSING "
-                          f"at the deadline")
+        raise LinkTimeout(f"link {self.name}: payment {ctx.transaction_id} was PROCESSING; "
+                          f"no outcome believed by the deadline")
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -230,10 +233,10 @@ class WalletChannel:
                 timeout=aiohttp.ClientTimeout(total=None))
         return self._session
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None,
+    async def _call(self, endpoint: str, method: str, path: str, body: dict[str, Any] | None,
                     timeout: float) -> tuple[int, dict[str, Any]]:
-        """Sends a signed request; the answer's HTTP status and its verified JSON object."""
-        endpoint = path.split("?")[0]
+        """Sends a signed request; the answer's HTTP status and its verified JSON object.
+        ``endpoint`` names the operation for metrics (never a path with an id in it)."""
         self._in_flight += 1
         try:
             status, answer = await self._exchange(method, path, body, timeout)
