@@ -24,7 +24,7 @@ from rich.table import Table
 from cardswitch import bootstrap
 from cardswitch.config import var_dir
 from cardswitch.launcher import Cluster
-from cardswitch.v1 import issuer_pb2, issuer_pb2_grpc
+from cardswitch.v1 import admin_pb2, admin_pb2_grpc, issuer_pb2, issuer_pb2_grpc
 from terminals.pinpad import PinPad, provision
 from terminals.pos import Card, Outcome, Pos, StanCounter, load_cards, open_channel
 
@@ -32,6 +32,17 @@ TERMINAL = ("TERM0001", "MERCHANT000001")
 #: Amount the issuer is told to sit on (longer than the link timeout) for the timeout scenario.
 SLOW_AMOUNT = 777
 ISSUER_TIMEOUT_MS = 1500
+#: A per-card velocity rule the demo adds for one scenario, then takes away.
+DEMO_VELOCITY_RULE = """
+  - id: demo.card.count_1m
+    type: velocity
+    key: card
+    window: 1m
+    max_count: 2
+    action: decline
+"""
+#: Longer than the registry's reload period, so the new rules are in force everywhere.
+RULES_SETTLE_S = 5.5
 
 
 @dataclass(frozen=True)
@@ -124,8 +135,68 @@ class Demo:
                  ok=bool(retried.replay_consistent),
                  detail=f"replayed={retried.replayed} same_answer={retried.replay_consistent}")
         await self.timeout_scenario()
+        await self.wallet_scenarios()
+        await self.network_scenarios()
         await self.chip_scenarios()
         return self.rows
+
+    async def wallet_scenarios(self) -> None:
+        """Customer-presented wallet codes, through the wallet provider over signed HTTPS."""
+        codes = {(c["user_id"], c["expired"]): c for c in json.loads(
+            (self.cluster.var / "wallet" / "codes.json").read_text())}
+        pos = self.pos
+        cases = (("wallet QR code (alipay)", "alipay-alice", 1999, True, "00"),
+                 ("wallet token (wechatpay)", "wechat-erin", 880, False, "00"),
+                 ("wallet, customer confirms on the phone (notification)", "alipay-dave", 6500,
+                  False, "00"),
+                 ("wallet, insufficient balance", "alipay-bob", 90000, False, "51"),
+                 ("wallet, frozen wallet account", "alipay-carol", 1000, False, "62"))
+        for scenario, user, amount, qr, expected in cases:
+            code = codes[(user, False)]
+            self.add(scenario, expected, await pos.wallet_purchase(
+                code["provider"], code["qr_payload"] if qr else code["payment_code"], amount,
+                qr=qr, name=scenario))
+        expired = codes[("alipay-alice", True)]
+        self.add("wallet, expired payment code", "14", await pos.wallet_purchase(
+            expired["provider"], expired["payment_code"], 500))
+
+    async def network_scenarios(self) -> None:
+        """Routing failover, stand-in with its advice, and a velocity decline by a risk rule."""
+        async with bootstrap.switch_channel(self.cluster) as channel:
+            admin = admin_pb2_grpc.AdminServiceStub(channel)
+            card = self.cards["acct-mc-ok"]
+            await _link(admin, bootstrap.ISSUER_LINK, admin_pb2.LINK_ACTION_SIGN_OFF)
+            moved = await self.pos.purchase(card, 1100, name="failover")
+            view = await self.pos.get_transaction(moved.transaction_id)
+            self.add("routing failover: primary link signed off", "00", moved,
+                     ok=view.issuer_link == bootstrap.BACKUP_LINK,
+                     detail=f"decided on {view.issuer_link}")
+            await _link(admin, bootstrap.BACKUP_LINK, admin_pb2.LINK_ACTION_SIGN_OFF)
+            stood = await self.pos.purchase(card, 2000, name="stand-in")
+            await _link(admin, bootstrap.ISSUER_LINK, admin_pb2.LINK_ACTION_SIGN_ON)
+            await _link(admin, bootstrap.BACKUP_LINK, admin_pb2.LINK_ACTION_SIGN_ON)
+            advised = await _eventually(lambda: _advice_acknowledged(admin, stood.transaction_id),
+                                        20)
+            self.add("stand-in: every link down, within the stand-in limits", "00", stood,
+                     ok=advised and "stand-in" in stood.reason,
+                     detail=f"advice acknowledged by the issuer={advised}")
+            await self.velocity_scenario(admin)
+
+    async def velocity_scenario(self, admin: Any) -> None:
+        before = await admin.GetRiskRules(admin_pb2.GetRiskRulesRequest(), timeout=5)
+        tight = before.yaml + DEMO_VELOCITY_RULE
+        changed = await admin.SetRiskRules(admin_pb2.SetRiskRulesRequest(yaml=tight), timeout=5)
+        card = self.cards["acct-upi-ok"]
+        try:
+            await asyncio.sleep(RULES_SETTLE_S)  # every switch node picks the change up
+            for _ in range(2):
+                await self.pos.purchase(card, 150, name="velocity")
+            third = await self.pos.purchase(card, 150, name="velocity")
+            self.add("velocity: third purchase on one card within a minute", "65", third,
+                     ok="demo.card.count_1m" in third.reason,
+                     detail=f"risk rules version {changed.version}")
+        finally:
+            await admin.SetRiskRules(admin_pb2.SetRiskRulesRequest(yaml=before.yaml), timeout=5)
 
     async def chip_scenarios(self) -> None:
         """Chip and contactless purchases: virtual cards in pcscd readers, the EMV kernel."""
@@ -173,6 +244,17 @@ class Demo:
     async def _reversed(self, transaction_id: str) -> bool:
         view = await self.pos.get_transaction(transaction_id)
         return view.reversal_acknowledged and view.status == "reversed"
+
+
+async def _link(admin: Any, name: str, action: Any) -> None:
+    await admin.ControlLink(admin_pb2.ControlLinkRequest(name=name, action=action), timeout=10)
+
+
+async def _advice_acknowledged(admin: Any, transaction_id: str) -> bool:
+    entries = (await admin.ListStoreAndForward(admin_pb2.ListStoreAndForwardRequest(
+        include_acknowledged=True, limit=1000), timeout=5)).entries
+    return any(e.transaction_id == transaction_id and e.mti == "0220"
+               and e.acknowledged_at.seconds for e in entries)
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], timeout_s: float) -> bool:

@@ -47,6 +47,9 @@ class Cluster:
     hsm_metrics_port: int = field(default_factory=free_port)
     issuer_metrics_port: int = field(default_factory=free_port)
     switch_metrics_port: int = field(default_factory=free_port)
+    #: HTTPS port of the switch's wallet notification endpoint, and of the wallet provider.
+    switch_notify_port: int = field(default_factory=free_port)
+    wallet_port: int = field(default_factory=free_port)
     switch_workers: int = 1
     insecure: bool = False
     procs: list[Proc] = field(default_factory=list)
@@ -107,10 +110,15 @@ class Cluster:
                           "--control-port", str(self.issuer_control_port), "--hsm", self.hsm,
                           "--metrics-port", str(self.issuer_metrics_port), ready="ISSUER ready")
 
+    def start_wallet(self) -> Proc:
+        return self.start("wallet", "wallet", "serve", "--port", str(self.wallet_port),
+                          "--hsm", self.hsm, "--notify-delay-ms", "1000", ready="WALLET ready")
+
     def start_switch(self) -> Proc:
         args = ["switch", "serve", "--port", str(self.switch_port), "--hsm", self.hsm,
                 "--workers", str(self.switch_workers),
-                "--metrics-port", str(self.switch_metrics_port)]
+                "--metrics-port", str(self.switch_metrics_port),
+                "--notify-port", str(self.switch_notify_port)]
         if self.insecure:
             args.append("--insecure")
         ready = "SWITCH ready"

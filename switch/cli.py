@@ -17,7 +17,7 @@ from cardswitch.v1 import admin_pb2, admin_pb2_grpc
 def _serve(args: argparse.Namespace) -> int:
     from switch.server import serve_workers
     return serve_workers(args.workers, args.port, args.hsm, metrics_port=args.metrics_port,
-                         insecure=args.insecure, host=args.host)
+                         insecure=args.insecure, host=args.host, notify_port=args.notify_port)
 
 
 def admin_channel(address: str, insecure: bool) -> grpc.aio.Channel:
@@ -69,6 +69,9 @@ def register(sub: Any) -> None:
     serve.add_argument("--workers", type=int, default=1,
                        help="processes sharing the port (SO_REUSEPORT)")
     serve.add_argument("--insecure", action="store_true", help="no mTLS (tests, benchmarks)")
+    serve.add_argument("--notify-port", type=int, default=0,
+                       help="HTTPS port for wallet providers' payment notifications (0: none, "
+                            "the wallet channel polls instead)")
     serve.set_defaults(func=_serve)
 
     a = sub.add_parser("admin", help="configure terminals, links, routes, acquirer hosts, risk "

@@ -140,7 +140,8 @@ class NotificationServer:
         app.add_routes([web.post(PATH, self.handle)])
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self.port, ssl_context=self._ssl).start()
+        await web.TCPSite(self._runner, self._host, self.port, ssl_context=self._ssl,
+                          reuse_port=True).start()
         self.port = int(self._runner.addresses[0][1])
         if not self.hub.notify_base_url:
             scheme = "https" if self._ssl is not None else "http"

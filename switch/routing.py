@@ -101,7 +101,7 @@ class Route:
         3
         """
         return sum(map(bool, (self.bin_prefix, self.brand, self.currencies,
-                              self.min_amount_minor or self.max_amount_minor, self.mccs,
+                              self.mccs,
                               self.terminal_ids, self.merchant_ids, self.wallet_provider)))
 
     def criteria(self) -> tuple[object, ...]:

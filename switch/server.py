@@ -6,6 +6,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import ssl
 import sys
 
 import grpc
@@ -13,12 +14,21 @@ import grpc
 from cardswitch import certs, db, grpcserver, logs
 from cardswitch.config import database_url
 from cardswitch.grpcserver import Service
+from cardswitch.signing import HsmSigner
 from cardswitch.v1 import acquiring_pb2_grpc, admin_pb2_grpc, hsm_pb2_grpc
 from switch.acquirer_host import AcquirerHostConfig, AcquirerHostServer
-from switch.admin import AdminServicer
+from switch.admin import AdminServicer, default_risk_rules
+from switch.channels.base import Channel
+from switch.channels.wallet import WalletChannel, signature_algorithm
+from switch.context import LinkConfig
 from switch.journal import Journal
+from switch.notifications import NotificationHub, NotificationServer
 from switch.pipeline import Deps
-from switch.registry import Registry
+from switch.registry import ChannelFactory, Registry, default_channel
+from switch.risk import rules as risk_rules
+from switch.risk.engine import RiskEngine
+from switch.risk.step import RiskCheck
+from switch.risk.velocity import VelocityStore
 from switch.saf import SafWorker
 from switch.service import AcquiringServicer
 
@@ -26,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 async def serve(port: int, hsm_address: str, *, metrics_port: int = 0, insecure: bool = False,
-                host: str = "127.0.0.1", migrate: bool = True) -> None:
+                host: str = "127.0.0.1", migrate: bool = True, notify_port: int = 0) -> None:
     log = logs.setup("switch")
     url = database_url("switch")
     if migrate:
@@ -35,9 +45,18 @@ async def serve(port: int, hsm_address: str, *, metrics_port: int = 0, insecure:
     journal = Journal(engine)
     hsm_channel = grpc.aio.insecure_channel(hsm_address)
     hsm = hsm_pb2_grpc.HsmServiceStub(hsm_channel)
-    registry = Registry(engine)
+    hub = NotificationHub(on_notification=_notified)
+    registry = Registry(engine, channel_factory=channel_factory(hsm, hub))
     await registry.reload()
-    deps = Deps(journal=journal, hsm=hsm, registry=registry)
+    notify = None
+    if notify_port:
+        cert, key = certs.issue_server_certificate("switch-notify")
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(cert, key)
+        notify = NotificationServer(hub, registry.links.get, host, notify_port, tls)
+        await notify.start()
+    risk = await start_risk(journal, registry)
+    deps = Deps(journal=journal, hsm=hsm, registry=registry, risk=risk)
     worker = SafWorker(deps)
     await worker.recover()
     worker.start()
@@ -57,6 +76,8 @@ async def serve(port: int, hsm_address: str, *, metrics_port: int = 0, insecure:
           f"pid {os.getpid()})", flush=True)
 
     async def stop() -> None:
+        if notify is not None:
+            await notify.close()
         await listeners.close()
         await worker.close()
         await registry.close()
@@ -66,6 +87,38 @@ async def serve(port: int, hsm_address: str, *, metrics_port: int = 0, insecure:
         log.info("stopped")
 
     await grpcserver.wait_for_termination(server, stop)
+
+
+def channel_factory(hsm: hsm_pb2_grpc.HsmServiceStub, hub: NotificationHub) -> ChannelFactory:
+    """Builds the channel adapter a link's kind names (one module per channel)."""
+    def make(cfg: LinkConfig) -> Channel:
+        if cfg.kind == "wallet":
+            signer = HsmSigner(hsm, cfg.wallet.signing_key_ref, signature_algorithm(cfg.wallet))
+            return WalletChannel(cfg, signer, hub)
+        return default_channel(cfg)
+    return make
+
+
+async def _notified(link: str, payload: dict[str, object]) -> None:
+    log.info("wallet notification on link %s: payment %s is %s", link,
+             payload.get("out_trade_no"), payload.get("status"))
+
+
+async def start_risk(journal: Journal, registry: Registry) -> RiskCheck:
+    """The risk step, its rules following the registry (the admin API's latest version)."""
+    velocity = VelocityStore(journal)
+    await velocity.start()
+    engine = RiskEngine(risk_rules.load(default_risk_rules()), velocity)
+    applied: list[int] = [0]
+
+    async def follow(reg: Registry) -> None:
+        if reg.risk_rules is not None and reg.risk_rules[0] != applied[0]:
+            engine.replace(risk_rules.load(reg.risk_rules[1]))
+            applied[0] = reg.risk_rules[0]
+            log.info("risk rules version %d in force", applied[0])
+    registry.listeners.append(follow)
+    await follow(registry)
+    return RiskCheck(engine)
 
 
 class AcquirerListeners:
@@ -105,17 +158,19 @@ class AcquirerListeners:
         self.servers.clear()
 
 
-def _child(port: int, hsm_address: str, metrics_port: int, insecure: bool, host: str) -> None:
+def _child(port: int, hsm_address: str, metrics_port: int, insecure: bool, host: str,
+           notify_port: int) -> None:
     asyncio.run(serve(port, hsm_address, metrics_port=metrics_port, insecure=insecure, host=host,
+                      notify_port=notify_port,
                       migrate=False))
 
 
 def serve_workers(workers: int, port: int, hsm_address: str, *, metrics_port: int = 0,
-                  insecure: bool = False, host: str = "127.0.0.1") -> int:
+                  insecure: bool = False, host: str = "127.0.0.1", notify_port: int = 0) -> int:
     """Runs ``workers`` processes on one port (SO_REUSEPORT); the kernel spreads connections."""
     if workers <= 1:
         asyncio.run(serve(port, hsm_address, metrics_port=metrics_port, insecure=insecure,
-                          host=host))
+                          host=host, notify_port=notify_port))
         return 0
     if port == 0:
         raise ValueError("--port: several workers need a fixed port, not 0")
@@ -123,7 +178,7 @@ def serve_workers(workers: int, port: int, hsm_address: str, *, metrics_port: in
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_child, args=(port, hsm_address,
                                               metrics_port + i if metrics_port else 0,
-                                              insecure, host), daemon=False)
+                                              insecure, host, notify_port), daemon=False)
              for i in range(workers)]
     for p in procs:
         p.start()

@@ -182,6 +182,8 @@ class TransactionView:
     original_transaction_id: str
     key: KeyRef
     reversal_acknowledged: bool
+    issuer_link: str = ""
+    stood_in: bool = False
 
 
 def _enum_label(enum: Any, value: int, prefix: str) -> str:
@@ -337,6 +339,21 @@ class Pos:
             pin, entry, name, retry_same,
         )
 
+    async def wallet_purchase(
+        self, provider: str, code: str, amount_minor: int, currency: str = "USD", *,
+        qr: bool = False, name: str = "wallet purchase",
+    ) -> Outcome:
+        """A purchase paid with a customer-presented wallet code (scanned QR or typed token)."""
+        presentation = (common_pb2.WALLET_PRESENTATION_QR_CODE if qr
+                        else common_pb2.WALLET_PRESENTATION_TOKEN)
+        request = acquiring_pb2.AuthorizeRequest(
+            key=self.new_key(), type=acquiring_pb2.AUTHORIZATION_TYPE_PURCHASE,
+            amount=common_pb2.Money(amount_minor=amount_minor, currency=currency),
+            card=common_pb2.CardInput(wallet=common_pb2.WalletToken(
+                provider=provider, token=code, presentation=presentation)),
+            entry_mode=common_pb2.ENTRY_MODE_WALLET, mcc=self.mcc)
+        return await self._send(self.stub.Authorize, request, name, "purchase", "wallet", False)
+
     async def pre_authorize(
         self, card: Card, amount_minor: int, currency: str = "USD", *, pin: str | None = None,
         entry: Entry = "swipe", name: str = "preauth", retry_same: bool = False,
@@ -423,6 +440,7 @@ class Pos:
             original_transaction_id=txn.original_transaction_id,
             key=KeyRef(txn.key.stan, txn.key.local_date_time),
             reversal_acknowledged=txn.reversal_acknowledged,
+            issuer_link=txn.issuer_link, stood_in=txn.stood_in,
         )
 
 

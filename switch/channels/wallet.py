@@ -125,6 +125,11 @@ class WalletChannel:
     async def capture(self, ctx: TxnContext, timeout: float) -> ChannelResult:
         return ChannelResult("12", reason=PURCHASES_ONLY)
 
+    async def advise(self, ctx: TxnContext, timeout: float) -> ChannelResult:
+        """Wallet payments are never stood in, so there is nothing to advise ("12" settles
+        a stray queue entry for good)."""
+        return ChannelResult("12", reason="wallet payments are never stood in")
+
     async def authorize(self, ctx: TxnContext, timeout: float) -> ChannelResult:
         if ctx.kind != "purchase":
             return ChannelResult("12", reason=PURCHASES_ONLY)

@@ -380,12 +380,13 @@ class VelocityStore:
         p.hit.series = refs
 
     def _rebuild(self, rows: list[Mapping[str, Any]], top: int) -> None:
-        provisional, rejected = self._provisional, [
-            (key, seen) for key, seen in self._seen.items() if seen[1] is None]
+        provisional = self._provisional
         for window in self._windows.values():
             window.series = OrderedDict()
-        self._seen, self._provisional, self._pending = OrderedDict(), OrderedDict(), OrderedDict()
-        self._holes = {}
+        # Keys risk declined here stay uncounted even if their rows still read PENDING.
+        self._seen = OrderedDict((key, seen) for key, seen in self._seen.items()
+                                 if seen[1] is None)
+        self._provisional, self._pending, self._holes = OrderedDict(), OrderedDict(), {}
         self.apply_rows(rows)
         now = self.clock()
         present = {r["id"] for r in rows}
@@ -399,8 +400,6 @@ class VelocityStore:
                 self._place(fresh, now)
                 self._seen[key] = (now, fresh.hit)
                 self._provisional[key] = fresh
-        for key, seen in rejected:
-            self._seen.setdefault(key, seen)
 
     def _note_ids(self, ids: list[int], now: float) -> None:
         previous = self._last_id
