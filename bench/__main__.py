@@ -6,6 +6,9 @@ switch + HSM + issuer over ISO 8583 with the journal on PostgreSQL. Steps:
   2. closed loop against Authorize                  -> authorize_tps (the peak)
   3. open loop against Authorize at 80% of the peak -> p50_ms, p99_ms at that load
   4. open loop at 25% of the peak                   -> light_p50_ms, light_p99_ms (no queueing)
+  5. the switch restarted without its risk step, closed loop again: authorize_tps is that
+     peak, authorize_tps_with_risk the peak of step 2 (risk rules of bench/risk_rules.yaml:
+     every rule type evaluated, none firing), and risk_cost_pct the difference
 While steps 1 and 2 run, the CPU each process spends is read from /proc (bench/cpu.py) and
 shown per request: on a box with few cores that, not waiting, bounds the rates.
 Writes ``bench/results/latest.json`` and prints both tables. ``./run bench hsm`` measures the
@@ -99,6 +102,36 @@ async def _authorize_loads(cluster: Cluster, duration: float, concurrency: int,
     return peak, at80, light, use
 
 
+async def _set_bench_rules(cluster: Cluster) -> None:
+    from cardswitch.v1 import admin_pb2, admin_pb2_grpc
+    async with bootstrap.switch_channel(cluster) as channel:
+        admin = admin_pb2_grpc.AdminServiceStub(channel)
+        await admin.SetRiskRules(admin_pb2.SetRiskRulesRequest(
+            yaml=(ROOT / "bench" / "risk_rules.yaml").read_text()), timeout=10)
+    await asyncio.sleep(6)  # every switch worker reloads its rules
+
+
+async def _peak_without_risk(cluster: Cluster, duration: float, concurrency: int,
+                             console: Console) -> LoadReport:
+    """Restarts the switch with its risk step off and measures the closed-loop peak again."""
+    cluster.stop("switch")
+    os.environ["CARDSWITCH_RISK"] = "off"
+    try:
+        cluster.start_switch()
+    finally:
+        os.environ.pop("CARDSWITCH_RISK")
+    term_dir = cluster.var / "terminals"
+    channel = open_channel(cluster.switch, certs_dir=cluster.var / "certs")
+    from terminals.pinpad import PinPad
+    pos = Pos(channel, *TERMINAL, pinpad=PinPad.load(TERMINAL[0], term_dir), owns_channel=True,
+              stan=StanCounter.for_terminal(TERMINAL[0], term_dir))
+    cards = list(load_cards(cluster.var / "issuer" / "cards.json").values())
+    async with pos:
+        await run_load(pos, 50, 2, cards, concurrency=16, progress=False)  # warm-up
+        return await run_load(pos, 0, duration, cards, concurrency=concurrency, mode="closed",
+                              console=console)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["hsm"]:
@@ -137,17 +170,24 @@ def main(argv: list[str] | None = None) -> int:
                                         seed_args=("--cards", str(ROOT / "bench" / "cards.yaml"))))
         console.print(f"[bold]2/3[/] Authorize closed loop then [bold]3/3[/] open loop at 80% "
                       f"of the peak (switch workers={args.workers}, journal on PostgreSQL)")
+        asyncio.run(_set_bench_rules(cluster))
         peak, at80, light, auth_cpu = asyncio.run(_authorize_loads(
             cluster, args.duration, args.concurrency, console))
+        console.print("[bold]5[/] the switch again without its risk step, closed loop")
+        bare = asyncio.run(_peak_without_risk(cluster, args.duration, args.concurrency,
+                                              console))
     finally:
         if echo.poll() is None:
             echo.kill()
         cluster.stop_all()
         _drop_schema(args.database_url, schema)
     result: dict[str, Any] = {
-        "authorize_tps": round(peak.achieved_tps, 1),
+        "authorize_tps": round(bare.achieved_tps, 1),
+        "authorize_tps_with_risk": round(peak.achieved_tps, 1),
+        "risk_cost_pct": round(100 * (1 - peak.achieved_tps / bare.achieved_tps), 1),
         "echo_rps": round(echo_report.achieved_tps, 1),
-        "ratio": round(peak.achieved_tps / echo_report.achieved_tps, 3),
+        "ratio": round(bare.achieved_tps / echo_report.achieved_tps, 3),
+        "ratio_with_risk": round(peak.achieved_tps / echo_report.achieved_tps, 3),
         "p50_ms": round(at80.p50_ms, 2),
         "p99_ms": round(at80.p99_ms, 2),
         "load_at_80pct_tps": round(at80.achieved_tps, 1),
@@ -166,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         "switch_workers": args.workers, "concurrency": args.concurrency,
         "duration_s": args.duration, "cpus": os.cpu_count(),
         "python": platform.python_version(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "reports": {"echo": asdict(echo_report), "authorize_peak": asdict(peak),
+        "reports": {"echo": asdict(echo_report), "authorize_peak_no_risk": asdict(bare),
+                    "authorize_peak": asdict(peak),
                     "authorize_80pct": asdict(at80), "authorize_25pct": asdict(light)},
     }
     out = Path(args.output)
@@ -177,7 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column(col)
     table.add_row("bare gRPC echo (closed loop)", f"{result['echo_rps']:.0f}",
                   f"{result['echo_p50_ms']}", f"{result['echo_p99_ms']}")
-    table.add_row("Authorize peak (closed loop)", f"{result['authorize_tps']:.0f}",
+    table.add_row("Authorize peak, no risk step (closed loop)",
+                  f"{result['authorize_tps']:.0f}", f"{bare.p50_ms:.2f}", f"{bare.p99_ms:.2f}")
+    table.add_row("Authorize peak with risk (closed loop)",
+                  f"{result['authorize_tps_with_risk']:.0f}",
                   f"{result['peak_p50_ms']}", f"{result['peak_p99_ms']}")
     table.add_row("Authorize at 80% of peak (open loop)", f"{result['load_at_80pct_tps']:.0f}",
                   f"{result['p50_ms']}", f"{result['p99_ms']}")
@@ -185,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{result['light_p50_ms']}", f"{result['light_p99_ms']}")
     console.print(table)
     console.print(_cpu_table(result))
-    console.print(f"ratio authorize_tps / echo_rps = [bold]{result['ratio']}[/]; "
-                  f"written to {out}")
+    console.print(f"ratio authorize_tps / echo_rps = [bold]{result['ratio']}[/]; risk step "
+                  f"costs [bold]{result['risk_cost_pct']}%[/] of throughput; written to {out}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The issuer's tables: accounts, the authorisations decided on them, and orphan reversals.
+"""The issuer's tables: accounts, the authorisations decided on them, orphan reversals, and the
+acquirers' zone PIN keys.
 
 A PAN is never stored in clear: ``pan_token`` is the HSM's keyed hash (for lookups),
 ``encrypted_pan`` its ciphertext under the issuer's data key, ``last_four`` for display.
@@ -13,6 +14,11 @@ row instead of summing the account's history: ``held_minor`` is the sum of ``hol
 its approved authorisations, ``spent_today_minor`` what its approved and captured
 authorisations created on ``spent_on`` count against the daily limit (``max(ledger_minor, 0) +
 hold_minor`` each). Only a transaction holding the account's row lock changes them.
+
+A transaction is recorded once, as the request (0100/0200) or the stand-in advice (0120/0220)
+that came first: the acquirer (DE 32), STAN (DE 11) and RRN (DE 37) name it whatever DE 7 a
+repeat carries. Completions carry their pre-authorisation's RRN and are told apart by
+``original_id``; a request without an RRN only by its DE 7.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -29,6 +36,8 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -42,6 +51,9 @@ AUTH_APPROVED = "approved"
 AUTH_DECLINED = "declined"
 AUTH_REVERSED = "reversed"
 AUTH_CAPTURED = "captured"
+
+#: The rows a transaction (DE 32, DE 11, DE 37) has at most one of: its request or advice.
+_ONE_PER_TRANSACTION = text("original_id IS NULL AND rrn <> ''")
 
 
 class Base(DeclarativeBase):
@@ -83,13 +95,17 @@ class Account(Base):
 
 
 class Authorization(Base):
-    """One financial request the issuer decided (0100, 0200 or 0220), approved or declined."""
+    """One financial request the issuer decided (0100, 0200 or a 0220 completion), approved or
+    declined, or a stand-in advice it posted (0120, 0220)."""
 
     __tablename__ = "issuer_authorizations"
     __table_args__ = (
         # The same request sent twice: acquirer, terminal, STAN and transmission time.
         UniqueConstraint("acquirer_id", "terminal_id", "stan", "transmission_dt",
                          name="uq_issuer_authorizations_request"),
+        # The same transaction again: a late original after its advice, an advice repeated.
+        Index("uq_issuer_authorizations_transaction", "acquirer_id", "stan", "rrn", unique=True,
+              sqlite_where=_ONE_PER_TRANSACTION, postgresql_where=_ONE_PER_TRANSACTION),
         Index("ix_issuer_authorizations_rrn", "rrn"),
         Index("ix_issuer_authorizations_account_created", "account_id", "created_at"),
         Index("ix_issuer_authorizations_original", "original_id"),
@@ -117,6 +133,15 @@ class Authorization(Base):
     response_code: Mapped[str] = mapped_column(String(2))
     status: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    #: Posted from a stand-in advice: the switch decided in the issuer's place (approval code
+    #: its own, "S..."), and the issuer could not decline.
+    stood_in: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: For a stood-in advice the issuer would not have approved: the code it would have
+    #: answered (51 over the balance, 61 over the daily limit, 41 lost card...) and why, in at
+    #: most 25 characters. The advice was posted all the same.
+    exception_code: Mapped[str | None] = mapped_column(String(2), nullable=True, default=None)
+    exception_reason: Mapped[str | None] = mapped_column(String(25), nullable=True,
+                                                         default=None)
 
 
 class OrphanReversal(Base):
@@ -144,3 +169,20 @@ class OrphanReversal(Base):
     #: The late original this advice made us decline.
     matched_authorization_id: Mapped[int | None] = mapped_column(
         ForeignKey("issuer_authorizations.id"), nullable=True)
+
+
+class ZoneKey(Base):
+    """The zone PIN key an acquirer's PIN blocks are under, since its last key exchange
+    (0800/161; see :mod:`issuer_sim.zone_keys`). No row: the initial key, ``zpk-issuer``."""
+
+    __tablename__ = "issuer_zone_keys"
+
+    #: DE 32 without leading zeros.
+    acquirer_id: Mapped[str] = mapped_column(String(11), primary_key=True)
+    #: The key's label in the HSM.
+    key_ref: Mapped[str] = mapped_column(String(64))
+    #: Its key check value, hex, as the HSM computed it.
+    kcv: Mapped[str] = mapped_column(String(16))
+    activated_at: Mapped[datetime] = mapped_column(DateTime)
+    #: The key before: requests in flight during the exchange were encrypted under it.
+    previous_key_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -1,8 +1,7 @@
 """The issuer's authorisation decisions: one ISO 8583 request in, its response out.
 
-Vocabulary: *STAN* (DE 11) numbers a request per acquirer, *RRN* (DE 37) names a transaction
-across its messages (pre-auth, completion, reversal), *DE 90* (original data elements) points a
-completion or reversal at its original: MTI(4) + STAN(6) + DE 7(10) + acquirer(11) + forwarder(11).
+The messages and their fields are read and written by :mod:`issuer_sim.messages`; the
+acquirers' zone PIN keys are kept by :mod:`issuer_sim.zone_keys`.
 
 An authorisation goes through three phases so that no database lock is held across an HSM call:
 
@@ -21,10 +20,37 @@ commit ran then go through phase 3 together, decided one after the other in one 
 
 Funds and the daily limit are decided from counters on the account row
 (:mod:`issuer_sim.open_to_buy`), never by summing its history, and a duplicate request is found
-by the unique constraint on the insert: an approved purchase costs one read and its share of a
+by the unique constraints on the insert: an approved purchase costs one read and its share of a
 transaction of lock, orphan look-up, insert, update, commit. Being on every request, that path
 runs Core statements built once, on detached model objects (the ORM's identity map and unit of
-work cost more CPU than the statements themselves); completions and reversals use the session.
+work cost more CPU than the statements themselves); completions, advices and reversals use the
+session.
+
+Advices and repeats. When the issuer cannot be reached the switch approves in its place
+(stand-in) and later sends an advice: 0120 for a pre-authorisation, 0220 without DE 90 for a
+purchase or refund (a 0220 with DE 90, or POS condition 06, is a completion). The issuer cannot
+decline an advice: it posts it even beyond the balance, the daily limit or the card's status,
+and records on the authorisation the code it would have answered (``exception_code``). The
+switch repeats an advice or reversal advice (0121, 0221, 0421) until it gets an answer; a repeat
+is processed as the advice it repeats and posts nothing twice. Answers the issuer gives to an
+advice or a repeat:
+
+- definitive (the same message sent again would get the same answer, so the switch stops):
+  00 posted or already posted (also when the transaction was reversed first: nothing is then
+  posted); 12 an advice of a kind the issuer does not take, or a completion of what is not an
+  open pre-auth; 13 amount zero, malformed or above the pre-auth; 14 unknown card or invalid PAN
+  (nothing posted: there is no account to post to); 25 a completion whose pre-auth is unknown;
+  30 format error; 54 malformed DE 14; 94 the pre-auth captured by another completion, or the
+  transaction recorded on another card;
+- transient, worth repeating: 91 the HSM did not answer, 96 anything unexpected.
+
+A reversal advice (0420, 0421) is answered 00 whether or not its original is known, 30 if it
+names none (no DE 37 nor DE 90, or DE 90 malformed), 96 if something unexpected failed.
+
+A 0100/0200 sent again with the same DE 32, DE 11 and DE 37 (or the same DE 32, DE 41, DE 11 and
+DE 7) is declined 94 "duplicate request" and posts nothing: a request is not an advice, the
+switch never repeats one (a lost answer is followed by a reversal), and 94 is what ISO 8583 says
+for a duplicate transmission. A late original after its stand-in advice is such a duplicate.
 """
 
 from __future__ import annotations
@@ -32,8 +58,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
-import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -48,11 +72,23 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cardswitch import currency, db, iso8583, responses
 from cardswitch.cardcache import CardCache
-from cardswitch.cards import Track2, mask_pan, parse_track2, validate_pan
+from cardswitch.cards import mask_pan
 from cardswitch.iso8583 import Message
 from cardswitch.v1 import common_pb2, hsm_pb2, hsm_pb2_grpc
 from issuer_sim import chip, open_to_buy
 from issuer_sim.grouping import Groups
+from issuer_sim.messages import (
+    REPEATS,
+    Decline,
+    Declined,
+    Outcome,
+    Request,
+    build_response,
+    new_approval_code,
+    parse_follow_up,
+    parse_request,
+    same_institution,
+)
 from issuer_sim.models import (
     AUTH_APPROVED,
     AUTH_CAPTURED,
@@ -63,11 +99,18 @@ from issuer_sim.models import (
     Authorization,
     OrphanReversal,
 )
+from issuer_sim.zone_keys import (
+    ZMK_REF,
+    KeyBlockRejected,
+    KeyChangeRefused,
+    ZoneKeyHsm,
+    ZonePinKeys,
+)
 
 log = logging.getLogger(__name__)
 
-#: HSM key labels the issuer works with (created by ``cardswitch issuer seed``).
-ZPK_REF = "zpk-issuer"
+#: HSM key labels the issuer works with (created by ``cardswitch issuer seed``); the zone PIN
+#: and zone master keys are in :mod:`issuer_sim.zone_keys`.
 PVK_REF = "pvk-issuer"
 CVK_REF = "cvk-issuer"
 DEK_REF = "dek-issuer"
@@ -88,40 +131,30 @@ KINDS: dict[tuple[str, str], str] = {
     ("0100", iso8583.PROC_PURCHASE): PREAUTH,
     ("0100", iso8583.PROC_BALANCE): BALANCE,
 }
-DEBITS = (PURCHASE, PREAUTH)
-
-#: Request fields a response carries back unchanged (DE 2 only on financial responses).
-ECHOED = ("3", "4", "7", "11", "12", "13", "37", "41", "42", "49")
-NETWORK_ECHOED = ("7", "11", "70")
-NETWORK_CODES = (iso8583.NMI_SIGN_ON, iso8583.NMI_SIGN_OFF, iso8583.NMI_ECHO)
-
-#: Short texts for DE 44 (25 characters at most) where the response-code reason is longer.
-SHORT_REASONS = {
-    "25": "original not found",
-    "57": "not permitted to card",
-    "61": "exceeds daily limit",
-    "75": "PIN tries exceeded",
-    "82": "CVV check failed",
-    "91": "issuer inoperative",
+#: Stand-in advices: (MTI, processing code) -> what the switch approved; anything else is 12.
+ADVICE_KINDS: dict[tuple[str, str], str] = {
+    ("0120", iso8583.PROC_PURCHASE): PREAUTH,
+    ("0220", iso8583.PROC_PURCHASE): PURCHASE,
+    ("0220", iso8583.PROC_REFUND): REFUND,
 }
+DEBITS = (PURCHASE, PREAUTH)
+#: The MTIs of the requests and advices a transaction may first be recorded as (a 0220 also
+#: records a completion), and those of a pre-authorisation.
+ORIGINALS = ("0100", "0120", "0200", "0220")
+PREAUTHS = ("0100", "0120")
 
-_AMOUNT = re.compile(r"^[0-9]{12}$")
-_YYMM = re.compile(r"^[0-9]{2}(0[1-9]|1[0-2])$")
+NETWORK_CODES = (iso8583.NMI_SIGN_ON, iso8583.NMI_SIGN_OFF, iso8583.NMI_ECHO)
 
 
 class HsmUnavailable(Exception):
     """The HSM did not answer (down, or past the call's deadline): the issuer answers 91."""
 
 
-class HsmClient(Protocol):
+class HsmClient(ZoneKeyHsm, Protocol):
     """The HSM operations the issuer needs, keyed by the issuer's key labels above."""
 
     async def pan_token(self, pan: str) -> str:
         """The keyed hash of ``pan`` the accounts table is indexed by."""
-        ...
-
-    async def verify_pin(self, pan: str, pin_block: bytes, offset: str) -> bool:
-        """Whether an ISO format 0 PIN block under the issuer ZPK matches the IBM 3624 offset."""
         ...
 
     async def verify_cvv(self, pan: str, expiry_yymm: str, service_code: str, cvv: str) -> bool:
@@ -162,9 +195,9 @@ class GrpcHsm:
             self._tokens.put(pan, token)
         return token
 
-    async def verify_pin(self, pan: str, pin_block: bytes, offset: str) -> bool:
+    async def verify_pin(self, pan: str, pin_block: bytes, offset: str, zpk_ref: str) -> bool:
         request = hsm_pb2.VerifyPinRequest(
-            zpk_key_ref=ZPK_REF, pvk_key_ref=PVK_REF, pin_block=pin_block,
+            zpk_key_ref=zpk_ref, pvk_key_ref=PVK_REF, pin_block=pin_block,
             format=common_pb2.PIN_BLOCK_FORMAT_ISO_0, pan=pan, offset=offset)
         try:
             resp = await self.call(self._stub.VerifyPin, request)
@@ -174,6 +207,20 @@ class GrpcHsm:
                 return False
             raise
         return bool(resp.verified)
+
+    async def import_zone_pin_key(self, label: str, key_block: str) -> str:
+        request = hsm_pb2.ImportKeyRequest(label=label, key_type=hsm_pb2.KEY_TYPE_ZPK,
+                                           key_block=key_block, kek_key_ref=ZMK_REF)
+        try:
+            resp = await self.call(self._stub.ImportKey, request)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise KeyBlockRejected(exc.details() or "key block rejected") from exc
+            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+            key = await self.call(self._stub.GetKey, hsm_pb2.GetKeyRequest(key_ref=label))
+            return str(key.kcv)
+        return str(resp.key.kcv)
 
     async def verify_cvv(self, pan: str, expiry_yymm: str, service_code: str, cvv: str) -> bool:
         card_data = f"{pan}|{expiry_yymm}|{service_code}|{cvv}"
@@ -197,75 +244,6 @@ class GrpcHsm:
 
 
 @dataclass(frozen=True)
-class Decline:
-    """A response code other than 00 with the fact behind it (DE 44, at most 25 characters)."""
-
-    code: str
-    detail: str = ""
-
-    def text(self) -> str:
-        return (self.detail or SHORT_REASONS.get(self.code) or responses.reason(self.code))[:25]
-
-
-class Declined(Exception):
-    def __init__(self, code: str, detail: str = "") -> None:
-        super().__init__(f"{code} {detail}")
-        self.decline = Decline(code, detail)
-
-
-@dataclass(frozen=True)
-class OriginalData:
-    """DE 90: which request a completion or reversal refers to."""
-
-    mti: str
-    stan: str
-    transmission_dt: str
-    acquirer_id: str
-
-    @classmethod
-    def parse(cls, de90: str) -> OriginalData:
-        if len(de90) != 42 or not de90.isdigit():
-            raise Declined("30", "DE 90 malformed")
-        return cls(de90[0:4], de90[4:10], de90[10:20], de90[20:31])
-
-
-@dataclass(frozen=True)
-class Request:
-    """The fields of a financial request the issuer decides on."""
-
-    mti: str
-    processing_code: str
-    amount_minor: int
-    pan: str
-    rrn: str
-    stan: str
-    transmission_dt: str
-    acquirer_id: str
-    terminal_id: str
-    mcc: str
-    expiry_yymm: str | None
-    track2: Track2 | None
-    cvv2: str | None
-    pin_block: bytes | None
-    original: OriginalData | None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    code: str
-    detail: str = ""
-    approval_code: str | None = None
-    #: (ledger, available, ISO 4217 alpha) after the request, for DE 54.
-    balances: tuple[int, int, str] | None = None
-    #: Issuer chip data for DE 55: ARPC and scripts.
-    emv_data: bytes = b""
-
-    @classmethod
-    def declined(cls, decline: Decline) -> Outcome:
-        return cls(decline.code, decline.text())
-
-
-@dataclass(frozen=True)
 class Checked:
     """An authorisation through phases 1 and 2, ready to be decided under the account's lock."""
 
@@ -275,6 +253,17 @@ class Checked:
     decline: Decline | None
     #: The HSM's verdict on the PIN block; None without one.
     pin_verified: bool | None
+
+
+@dataclass(frozen=True)
+class Advice:
+    """A stand-in advice as read: the request, what the switch approved, its decision (DE 39)
+    and its approval code (DE 38, "S..." from the switch)."""
+
+    req: Request
+    kind: str
+    decision: str
+    approval_code: str | None
 
 
 @dataclass(frozen=True)
@@ -292,90 +281,17 @@ class AccountView:
     expiry_yymm: str
 
 
-def same_institution(left: str, right: str) -> bool:
-    """Acquirer ids compare as numbers: DE 90 zero-pads them to 11 digits, DE 32 does not."""
-    return not left or not right or left.lstrip("0") == right.lstrip("0")
-
-
-def parse_amount(message: Message, *, required: bool = True) -> int:
-    raw = message.get("4")
-    if raw is None and not required:
-        return 0
-    if raw is None or not _AMOUNT.match(raw):
-        raise Declined("13", "DE 4 not 12 digits")
-    amount = int(raw)
-    if amount == 0 and required:
-        raise Declined("13", "DE 4 is zero")
-    return amount
-
-
-def parse_request(message: Message, *, amount_required: bool = True) -> Request:
-    """Reads a financial request; :class:`Declined` (13, 14, 30, 54) names the wrong field."""
-    amount = parse_amount(message, required=amount_required)
-    track2 = None
-    if "35" in message:
-        try:
-            track2 = parse_track2(message["35"])
-        except ValueError as exc:
-            raise Declined("30", "DE 35 malformed") from exc
-    pan = message.get("2") or (track2.pan if track2 else "")
-    if validate_pan(pan) or (track2 is not None and track2.pan != pan):
-        raise Declined("14", "PAN missing or invalid")
-    expiry = message.get("14")
-    if expiry is not None and not _YYMM.match(expiry):
-        raise Declined("54", "DE 14 malformed")
-    cvv2 = None
-    if "48" in message:
-        try:
-            cvv2 = iso8583.decode_de48(message["48"]).get("C2")
-        except iso8583.MessageError as exc:
-            raise Declined("30", "DE 48 malformed") from exc
-    return _request(message, amount, pan, expiry=expiry, track2=track2, cvv2=cvv2,
-                    pin_block=bytes.fromhex(message["52"]) if "52" in message else None)
-
-
-def parse_follow_up(message: Message, *, amount_required: bool) -> Request:
-    """Reads a completion or reversal: the references to its original (DE 37, DE 90) and the
-    amount; the card data is optional (the original was already checked)."""
-    raw_amount = message.get("4", "")
-    if amount_required:
-        amount = parse_amount(message)
-    else:
-        amount = int(raw_amount) if _AMOUNT.match(raw_amount) else 0
-    pan = message.get("2", "")
-    req = _request(message, amount, "" if validate_pan(pan) else pan)
-    if not req.rrn and req.original is None:
-        raise Declined("30", "no DE 37 nor DE 90")
-    return req
-
-
-def _request(message: Message, amount: int, pan: str, *, expiry: str | None = None,
-             track2: Track2 | None = None, cvv2: str | None = None,
-             pin_block: bytes | None = None) -> Request:
-    return Request(
-        mti=message.get("t", ""),
-        processing_code=message.get("3", ""),
-        amount_minor=amount,
-        pan=pan,
-        rrn=message.get("37", ""),
-        stan=message.get("11", ""),
-        transmission_dt=message.get("7", ""),
-        acquirer_id=message.get("32", ""),
-        terminal_id=message.get("41", ""),
-        mcc=message.get("18", ""),
-        expiry_yymm=expiry,
-        track2=track2,
-        cvv2=cvv2,
-        pin_block=pin_block,
-        original=OriginalData.parse(message["90"]) if "90" in message else None,
-    )
-
-
 def transaction_kind(mti: str, processing_code: str) -> str:
     kind = KINDS.get((mti, processing_code))
     if kind is None:
         raise Declined("12", f"{mti} with DE 3 {processing_code[:6]}")
     return kind
+
+
+def is_stand_in_advice(message: Message) -> bool:
+    """Whether a 0220 is the advice of a purchase or refund approved in stand-in, not a
+    completion: a completion names its pre-authorisation (DE 90) or says it is one (DE 25 06)."""
+    return "90" not in message and message.get("25") != iso8583.POS_PREAUTH
 
 
 def account_decline(account: Account, req: Request, kind: str, now: datetime) -> Decline | None:
@@ -396,41 +312,6 @@ def account_decline(account: Account, req: Request, kind: str, now: datetime) ->
     if req.pin_block is not None and account.pin_tries >= MAX_PIN_TRIES:
         return Decline("75")
     return None
-
-
-def build_response(request: Message, code: str, *, detail: str = "",
-                   approval_code: str | None = None,
-                   balances: tuple[int, int, str] | None = None,
-                   emv_data: bytes = b"") -> Message:
-    """The response to ``request``: its echoed fields, DE 39, and 38/44/54 as the code says."""
-    mti = request.get("t", "")
-    response: Message = {"t": iso8583.RESPONSE_MTI[mti]}
-    if mti == "0800":
-        response.update({f: request[f] for f in NETWORK_ECHOED if f in request})
-        response["39"] = code
-        return response
-    if "2" in request:
-        response["2"] = request["2"]
-    response.update({f: request[f] for f in ECHOED if f in request})
-    response["39"] = code
-    if emv_data:
-        response["55"] = emv_data.hex().upper()
-    if responses.approved(code):
-        if approval_code:
-            response["38"] = approval_code
-        if balances is not None:
-            ledger, available, alpha = balances
-            cur = currency.by_alpha(alpha)
-            numeric = cur.numeric if cur else request.get("49", "000")
-            response["54"] = iso8583.encode_de54([(iso8583.AMOUNT_LEDGER, numeric, ledger),
-                                                  (iso8583.AMOUNT_AVAILABLE, numeric, available)])
-    else:
-        response["44"] = (detail or Decline(code).text())[:25]
-    return response
-
-
-def new_approval_code() -> str:
-    return f"{secrets.randbelow(1_000_000):06d}"
 
 
 def utc_now() -> datetime:
@@ -460,10 +341,11 @@ class Processor:
         #: Phase 1's account look-ups, grouped into one SELECT (one key: any card).
         self._lookups: Groups[str, Account | None] = Groups(self._executor, self._accounts_for,
                                                             GROUP_LIMIT)
-        #: Phase 3 per account, grouped into one transaction; its turn also orders completions
-        #: and reversals on the account.
+        #: Phase 3 per account, grouped into one transaction; its turn also orders completions,
+        #: advices and reversals on the account.
         self._commits: Groups[Checked, Outcome] = Groups(self._executor, self._commit_group,
                                                          GROUP_LIMIT)
+        self.zone_keys = ZonePinKeys(hsm, self._sessions, self._db, clock)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -481,17 +363,7 @@ class Processor:
         if mti not in iso8583.RESPONSE_MTI:
             return None
         try:
-            if mti == "0800":
-                known = message.get("70") in NETWORK_CODES
-                return build_response(message, responses.APPROVED if known else "12")
-            if mti in ("0100", "0200"):
-                outcome = await self._authorize(message)
-            elif mti == "0220":
-                outcome = await self._complete(message)
-            elif mti in ("0400", "0420"):
-                outcome = await self._reverse(message, advice=mti == "0420")
-            else:
-                outcome = Outcome.declined(Decline("12", f"MTI {mti} not supported"))
+            outcome = await self._dispatch(message)
         except Declined as exc:
             outcome = Outcome.declined(exc.decline)
         except HsmUnavailable:
@@ -501,9 +373,24 @@ class Processor:
             log.exception("%s STAN %s for %s failed; answered 96", mti, message.get("11", ""),
                           mask_pan(str(message.get("2", ""))))
             outcome = Outcome.declined(Decline("96"))
-        return build_response(message, outcome.code, detail=outcome.detail,
-                              approval_code=outcome.approval_code, balances=outcome.balances,
-                              emv_data=outcome.emv_data)
+        return build_response(message, outcome)
+
+    async def _dispatch(self, message: Message) -> Outcome:
+        mti = message.get("t", "")
+        if mti in REPEATS:  # processed as the advice it repeats, which posts nothing twice
+            mti = REPEATS[mti]
+            message = {**message, "t": mti}
+        if mti == "0800":
+            return await self._network(message)
+        if mti in ("0100", "0200"):
+            return await self._authorize(message)
+        if mti == "0120" or (mti == "0220" and is_stand_in_advice(message)):
+            return await self._advise(message)
+        if mti == "0220":
+            return await self._complete(message)
+        if mti in ("0400", "0420"):
+            return await self._reverse(message, advice=mti == "0420")
+        return Outcome.declined(Decline("12", f"MTI {mti} not supported"))
 
     # ---- 0100 / 0200 ----------------------------------------------------------------------
 
@@ -526,7 +413,8 @@ class Processor:
         if decline is None:
             decline = await self._verify_card(account, req)
         if decline is None and req.pin_block is not None:
-            pin_verified = await self.hsm.verify_pin(req.pan, req.pin_block, account.pin_offset)
+            pin_verified = await self.zone_keys.verify_pin(req.acquirer_id, req.pan,
+                                                           req.pin_block, account.pin_offset)
         outcome = await self._commits.submit(account.account_id,
                                              Checked(req, kind, decline, pin_verified))
         if chip_request is None or issuer_data is None:  # no genuine cryptogram, no ARPC
@@ -623,12 +511,55 @@ class Processor:
                 conn.execute(_SAVE_ACCOUNT, {"key": account_id, **_changeable(account)})
         return [outcome for _, outcome, _ in decided]
 
-    # ---- 0220 -----------------------------------------------------------------------------
+    # ---- 0120 / 0220 stand-in advices -----------------------------------------------------
+
+    async def _advise(self, message: Message) -> Outcome:
+        """Posts what the switch approved in the issuer's place; it cannot be declined."""
+        kind = ADVICE_KINDS.get((message.get("t", ""), message.get("3", "")))
+        if kind is None:
+            raise Declined("12", f"{message.get('t')} advice DE 3 {message.get('3', '')[:6]}")
+        req = parse_request(message)
+        decision = message.get("39", "")
+        if len(decision) != 2:
+            raise Declined("30", "DE 39 missing")
+        if not req.rrn or not req.stan:
+            raise Declined("30", "DE 11 or DE 37 missing")
+        account = await self._account_for(req.pan)
+        if account is None:
+            return Outcome.declined(Decline("14", "no such card"))
+        advice = Advice(req, kind, decision, message.get("38") or None)
+        async with self._commits.turn(account.account_id):
+            return await self._db(self._commit_advice, account.account_id, advice)
+
+    def _commit_advice(self, account_id: str, advice: Advice) -> Outcome:
+        now = self._clock()
+        try:
+            with self._sessions.begin() as s:
+                account = _lock_account(s, account_id)
+                earlier = _find_transaction(s, advice.req, account_id)
+                if earlier is None:
+                    earlier = _record_advice(s, account, advice, now)
+                elif (earlier.status == AUTH_DECLINED and not earlier.stood_in
+                      and responses.approved(advice.decision)
+                      and not _reversed_before_arrival(s, earlier)):
+                    # The issuer declined the request, its answer was lost and the switch stood
+                    # in: the switch's approval stands.
+                    earlier.approval_code, earlier.stood_in = advice.approval_code, True
+                    earlier.created_at = now  # counts against today's limit, posted today
+                    _post_advice(account, earlier, advice.kind, Decline(earlier.response_code),
+                                 now.date())
+                # Otherwise posted, declined or reversed already: acknowledged again.
+                return Outcome(responses.APPROVED, approval_code=earlier.approval_code,
+                               balances=_balances(account))
+        except IntegrityError:  # the transaction is recorded on another card's account
+            return Outcome.declined(Decline("94", "duplicate request"))
+
+    # ---- 0220 completion ------------------------------------------------------------------
 
     async def _complete(self, message: Message) -> Outcome:
         """Captures a pre-authorisation: debits the final amount and releases its hold."""
         req = parse_follow_up(message, amount_required=True)
-        original = await self._db(self._find_original, req, ("0100",))
+        original = await self._db(self._find_original, req, PREAUTHS)
         if original is None:
             return Outcome.declined(Decline("25", "pre-auth not found"))
         async with self._commits.turn(original.account_id):
@@ -639,15 +570,13 @@ class Processor:
         try:
             with self._sessions.begin() as s:
                 account = _lock_account(s, account_id)
-                earlier = _find_request(s, req)
+                earlier = _find_transaction(s, req, account_id, completion=True)
                 if earlier is not None:
-                    if earlier.mti == "0220" and earlier.status == AUTH_APPROVED:
-                        # A repeated advice: acknowledge it again, post nothing twice.
-                        return Outcome(responses.APPROVED, approval_code=earlier.approval_code,
-                                       balances=_balances(account))
-                    return Outcome.declined(Decline("94", "duplicate request"))
+                    # A repeated advice: acknowledge it again, post nothing twice.
+                    return Outcome(responses.APPROVED, approval_code=earlier.approval_code,
+                                   balances=_balances(account))
                 # Only this account's pre-auths: its row lock is what keeps them unchanged.
-                preauth = _find_original_in(s, req, ("0100",), account_id=account_id)
+                preauth = _find_original_in(s, req, PREAUTHS, account_id=account_id)
                 decline = _completion_decline(preauth, req)
                 if decline is not None or preauth is None:
                     return Outcome.declined(decline or Decline("25"))
@@ -670,7 +599,7 @@ class Processor:
     async def _reverse(self, message: Message, *, advice: bool) -> Outcome:
         """Undoes an original in full; an advice (0420) is always acknowledged."""
         req = parse_follow_up(message, amount_required=False)
-        original = await self._db(self._find_original, req, ("0100", "0200", "0220"))
+        original = await self._db(self._find_original, req, ORIGINALS)
         account_id = original.account_id if original is not None else None
         if account_id is None and advice and req.pan:
             # Lock the card's account if we know it, so an original in flight cannot slip
@@ -690,7 +619,7 @@ class Processor:
         try:
             with self._sessions.begin() as s:
                 account = _lock_account(s, account_id) if account_id is not None else None
-                original = _find_original_in(s, req, ("0100", "0200", "0220"))
+                original = _find_original_in(s, req, ORIGINALS)
                 if original is None:
                     if not advice:
                         return Outcome.declined(Decline("25", "original not found"))
@@ -706,6 +635,21 @@ class Processor:
         except IntegrityError:
             # The same orphan advice recorded concurrently: already remembered.
             return Outcome(responses.APPROVED)
+
+    # ---- 0800 -----------------------------------------------------------------------------
+
+    async def _network(self, message: Message) -> Outcome:
+        """Sign-on, sign-off, echo; a zone PIN key exchange (:mod:`issuer_sim.zone_keys`)."""
+        code = message.get("70", "")
+        if code in NETWORK_CODES:
+            return Outcome(responses.APPROVED)
+        if code != iso8583.NMI_KEY_CHANGE:
+            return Outcome.declined(Decline("12", f"DE 70 {code[:3]} unknown"))
+        try:
+            kcv = await self.zone_keys.exchange(message)
+        except KeyChangeRefused as exc:
+            return Outcome.declined(Decline(exc.code, exc.detail))
+        return Outcome(responses.APPROVED, additional_data={iso8583.DE48_KEY_CHECK_VALUE: kcv})
 
     # ---- lookups shared by the phases -----------------------------------------------------
 
@@ -804,11 +748,23 @@ def _lock_account(s: Session, account_id: str) -> Account:
     return s.get_one(Account, account_id, with_for_update=True)
 
 
-def _find_request(s: Session, req: Request) -> Authorization | None:
-    """The authorisation recorded for this very request (same acquirer, terminal, STAN, DE 7)."""
-    return s.scalar(select(Authorization).where(
-        Authorization.acquirer_id == req.acquirer_id, Authorization.terminal_id == req.terminal_id,
-        Authorization.stan == req.stan, Authorization.transmission_dt == req.transmission_dt))
+def _find_transaction(s: Session, req: Request, account_id: str, *,
+                      completion: bool = False) -> Authorization | None:
+    """What the account recorded for the transaction ``req`` names by DE 32, DE 11 and DE 37 (a
+    repeat carries a new DE 7): the request or advice, or with ``completion`` the completion."""
+    query = select(Authorization).where(
+        Authorization.account_id == account_id, Authorization.rrn == req.rrn,
+        Authorization.stan == req.stan,
+        Authorization.original_id.is_not(None) if completion else
+        Authorization.original_id.is_(None))
+    return next((a for a in s.scalars(query) if same_institution(a.acquirer_id, req.acquirer_id)),
+                None)
+
+
+def _reversed_before_arrival(s: Session, auth: Authorization) -> bool:
+    """Whether ``auth`` was declined because its reversal advice had come first."""
+    return s.scalar(select(OrphanReversal.id).where(
+        OrphanReversal.matched_authorization_id == auth.id).limit(1)) is not None
 
 
 def _find_original_in(s: Session, req: Request, mtis: tuple[str, ...], *,
@@ -884,6 +840,7 @@ def _decide(account: Account, checked: Checked, orphans: list[Row[Any]],
     if decline is not None:
         auth.response_code, auth.status = decline.code, AUTH_DECLINED
         return auth, Outcome.declined(decline), orphan
+    auth.approval_code = new_approval_code()
     _post(account, auth, kind, now.date())
     return auth, Outcome(responses.APPROVED, approval_code=auth.approval_code,
                          balances=_balances(account)), orphan
@@ -910,7 +867,8 @@ def _new_authorization(account_id: str, req: Request, now: datetime) -> Authoriz
         acquirer_id=req.acquirer_id, stan=req.stan, transmission_dt=req.transmission_dt,
         terminal_id=req.terminal_id, amount_minor=req.amount_minor, hold_minor=0,
         ledger_minor=0, approval_code=None, response_code=responses.APPROVED,
-        status=AUTH_APPROVED, created_at=now)
+        status=AUTH_APPROVED, created_at=now, stood_in=False, exception_code=None,
+        exception_reason=None)
 
 
 def _count_pin_try(account: Account, verified: bool) -> Decline | None:
@@ -936,7 +894,6 @@ def _funds_decline(account: Account, amount: int, today: date) -> Decline | None
 
 def _post(account: Account, auth: Authorization, kind: str, today: date) -> None:
     """Applies an approved request to the account and records what it did."""
-    auth.approval_code = new_approval_code()
     if kind == PURCHASE:
         auth.ledger_minor = auth.amount_minor
     elif kind == REFUND:
@@ -945,6 +902,45 @@ def _post(account: Account, auth: Authorization, kind: str, today: date) -> None
         auth.hold_minor = auth.amount_minor
     account.balance_minor -= auth.ledger_minor
     open_to_buy.count(account, auth, today)
+
+
+def _record_advice(s: Session, account: Account, advice: Advice, now: datetime) -> Authorization:
+    """Records a stand-in advice the issuer sees first: posted, unless the switch declined in
+    stand-in or the transaction's reversal advice came first."""
+    auth = _new_authorization(account.account_id, advice.req, now)
+    auth.approval_code, auth.stood_in = advice.approval_code, True
+    orphan = _matching_orphan(_unmatched_orphans(s.connection(), {advice.req.rrn}), advice.req)
+    if orphan is not None:
+        auth.status = AUTH_REVERSED
+    elif not responses.approved(advice.decision):
+        auth.status, auth.response_code = AUTH_DECLINED, advice.decision
+    else:
+        _post_advice(account, auth, advice.kind, _advice_exception(account, advice, now),
+                     now.date())
+    s.add(auth)
+    if orphan is not None:
+        s.flush()
+        s.execute(update(OrphanReversal).where(OrphanReversal.id == orphan.id)
+                  .values(matched_authorization_id=auth.id))
+    return auth
+
+
+def _advice_exception(account: Account, advice: Advice, now: datetime) -> Decline | None:
+    """What the issuer would have declined a stood-in approval for: the account, or funds and
+    the daily limit for a debit."""
+    decline = account_decline(account, advice.req, advice.kind, now)
+    if decline is None and advice.kind in DEBITS:
+        decline = _funds_decline(account, advice.req.amount_minor, now.date())
+    return decline
+
+
+def _post_advice(account: Account, auth: Authorization, kind: str, exception: Decline | None,
+                 today: date) -> None:
+    """Posts a stood-in approval whatever the issuer would have said, noting what that was."""
+    auth.status, auth.response_code = AUTH_APPROVED, responses.APPROVED
+    if exception is not None:
+        auth.exception_code, auth.exception_reason = exception.code, exception.text()
+    _post(account, auth, kind, today)
 
 
 def _completion_decline(preauth: Authorization | None, req: Request) -> Decline | None:

@@ -40,19 +40,22 @@ from issuer_sim.processing import (
     DEK_REF,
     HMAC_REF,
     PVK_REF,
-    ZPK_REF,
     utc_now,
 )
+from issuer_sim.zone_keys import ZMK_REF, ZPK_REF
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CARDS = config.ROOT / "cardswitch" / "testcards.yaml"
 HSM_TIMEOUT_S = 10.0
 
-#: The issuer's keys: label, type, algorithm. The switch shares zpk-issuer as its zone PIN key
-#: for this issuer in the demo.
+#: The issuer's keys: label, type, algorithm. The switch shares zpk-issuer as its first zone PIN
+#: key for this issuer in the demo, and zmk-issuer as the zone master key it sends new ones
+#: under (0800/161). The ZMK is AES: a TR-31 version D block under it carries a TDES zone PIN
+#: key as well as an AES one, where a TDES ZMK could not carry an AES key.
 ISSUER_KEYS: tuple[tuple[str, hsm_pb2.KeyType, hsm_pb2.KeyAlgorithm], ...] = (
     (ZPK_REF, hsm_pb2.KEY_TYPE_ZPK, hsm_pb2.KEY_ALGORITHM_TDES_2KEY),
+    (ZMK_REF, hsm_pb2.KEY_TYPE_ZMK, hsm_pb2.KEY_ALGORITHM_AES_256),
     (PVK_REF, hsm_pb2.KEY_TYPE_PVK, hsm_pb2.KEY_ALGORITHM_TDES_2KEY),
     (CVK_REF, hsm_pb2.KEY_TYPE_CVK, hsm_pb2.KEY_ALGORITHM_TDES_2KEY),
     (DEK_REF, hsm_pb2.KEY_TYPE_DEK, hsm_pb2.KEY_ALGORITHM_AES_256),

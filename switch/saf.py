@@ -42,7 +42,7 @@ SEND_TIMEOUT_S = 5.0
 STALE_PENDING = dt.timedelta(seconds=env_int("CARDSWITCH_STALE_PENDING_S", 120))
 #: Answers that settle an entry: approved, or the issuer has no such original ("25"), or it
 #: refuses the message for good (format error, duplicate): resending would never change them.
-DEFINITIVE = {"25", "12", "30", "94"}
+DEFINITIVE = {"12", "13", "14", "25", "30", "54", "94"}
 
 
 class SafWorker:

@@ -6,8 +6,8 @@ writes ``risk_score``, ``risk_decision``, ``risk_rules`` and, for a review or a 
 code and a reason naming the rule. A request let through is counted by the velocity store at
 once, before its journal row is polled.
 
-Place it after ``Idempotency`` (a retry is answered from the journal and not assessed twice) and
-before the channel call.
+It may run before or after ``Idempotency``: the velocity store counts each request key once, so
+a retry is not counted twice either way.
 """
 
 from __future__ import annotations

@@ -417,9 +417,11 @@ class VelocityStore:
         horizon = now - self.dedup_s
         while self._seen and next(iter(self._seen.values()))[0] <= horizon:
             self._seen.popitem(last=False)
-        # Never matched, or never final: they keep counting as they stand.
+        # An admission whose row never came was not processed, or replayed an older request's
+        # outcome (the step ran before idempotency): it stops counting.
         while self._provisional and next(iter(self._provisional.values())).hit.ts <= horizon:
-            self._provisional.popitem(last=False)[1].hit.series = None
+            _settle(self._provisional.popitem(last=False)[1].hit, 0, 0)
+        # A row PENDING this long keeps counting as it stands.
         while self._pending and next(iter(self._pending.values()))[0] <= horizon:
             self._pending.popitem(last=False)[1][1].series = None
         for i in [i for i, when in self._holes.items() if when <= now - self.hole_s]:
