@@ -27,6 +27,7 @@ REASONS: dict[str, str] = {
     "55": "incorrect PIN",
     "57": "transaction not permitted to cardholder",
     "58": "transaction not permitted to terminal",
+    "59": "suspected fraud",
     "61": "exceeds withdrawal amount limit",
     "62": "restricted card",
     "64": "original amount incorrect",

@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import json
 import uuid
-from importlib import resources
 from typing import Any
 
 import grpc
@@ -252,9 +251,13 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                                   f"the current key stays in use")
 
         def activate(session: Session) -> None:
-            row = session.get(IssuerLink, name)
-            assert row is not None
-            row.zpk_key_ref, row.zpk_kcv, row.key_exchanged_at = label, kcv, utcnow()
+            # the issuer keys the zone by acquirer id: every link of ours into that zone (a
+            # backup line to the same host) moves to the new key together
+            now = utcnow()
+            for row in session.scalars(select(IssuerLink).where(
+                    IssuerLink.host == cfg.host, IssuerLink.port == cfg.port,
+                    IssuerLink.acquirer_id == cfg.acquirer_id)):
+                row.zpk_key_ref, row.zpk_kcv, row.key_exchanged_at = label, kcv, now
         await self._write(activate)
         return f"new zone PIN key {kcv} active"
 
@@ -381,7 +384,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                     RiskRuleSet.version.desc()).limit(1)).first()
         row = await asyncio.to_thread(read)
         if row is None:
-            return admin_pb2.RiskRules(yaml=default_risk_rules(), version=0)
+            return admin_pb2.RiskRules(yaml=risk_rules.default_yaml(), version=0)
         return admin_pb2.RiskRules(yaml=row.yaml, version=row.version,
                                    updated_at=_ts(row.created_at))
 
@@ -436,11 +439,6 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return admin_pb2.ListEventsResponse(events=[admin_pb2.Event(
             id=r["id"], event_id=r["event_id"], type=r["type"], data_json=r["data"],
             created_at=_ts(r["created_at"])) for r in rows])
-
-
-def default_risk_rules() -> str:
-    """The rules in force while none were set through the API."""
-    return (resources.files("switch.risk") / "default_rules.yaml").read_text()
 
 
 def dialect_violations(dialect: admin_pb2.Iso8583Dialect, path: str) -> list[tuple[str, str]]:

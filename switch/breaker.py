@@ -1,10 +1,14 @@
 """A circuit breaker per link: stop sending to an issuer that keeps failing, probe it later.
 
-CLOSED  requests flow; ``failure_threshold`` failures in a row open it.
-OPEN    nothing is sent (the caller stands in or answers 91) until ``open_s`` has passed; then
-        the next :meth:`CircuitBreaker.allow` moves it to HALF_OPEN and lets one probe through.
-HALF_OPEN  the probe is out and nothing else is sent; its success closes the breaker, its
-        failure opens it again for a fresh ``open_s``.
+CLOSED     requests flow; ``failure_threshold`` failures in a row open it.
+OPEN       nothing is sent (the caller stands in or answers 91) until ``open_s`` has passed.
+HALF_OPEN  ``open_s`` has passed: the next :meth:`CircuitBreaker.allow` lets one probe through
+           and every other call is refused while it is out. The probe's success closes the
+           breaker; its failure opens it again for a fresh ``open_s``.
+
+OPEN turns into HALF_OPEN by itself when its time is up (reading :attr:`~CircuitBreaker.state`
+shows it), so a caller ranking links by state puts a recovering link back in front and its next
+request is the probe.
 
 Only failures that mean the *link* is sick count, and the caller decides which: a timeout, a
 refused or broken connection, garbage on the wire. An issuer's decline ("05", "51"...) is a
@@ -17,8 +21,8 @@ event loop; it is not thread-safe.
 >>> breaker.record_failure(); breaker.record_failure(); breaker.state, breaker.allow()
 ('OPEN', False)
 >>> now[0] = 5.0
->>> breaker.allow(), breaker.state, breaker.allow()
-(True, 'HALF_OPEN', False)
+>>> breaker.state, breaker.allow(), breaker.allow()
+('HALF_OPEN', True, False)
 >>> breaker.record_success(); breaker.state
 'CLOSED'
 """
@@ -44,6 +48,8 @@ _STATE_PROTO: dict[State, admin_pb2.BreakerState] = {
 
 
 class CircuitBreaker:
+    """The breaker of one link; see the module docstring for its states."""
+
     def __init__(self, failure_threshold: int = DEFAULT_FAILURE_THRESHOLD,
                  open_s: float = DEFAULT_OPEN_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -56,8 +62,10 @@ class CircuitBreaker:
         self._clock = clock
         self._state: State = "CLOSED"
         self._failures = 0
-        #: When it last opened, or when the probe went out (HALF_OPEN).
-        self._since = 0.0
+        #: When it last opened.
+        self._opened_at = 0.0
+        #: When the probe went out; None while no probe is out.
+        self._probe_at: float | None = None
 
     @classmethod
     def from_proto(cls, msg: admin_pb2.CircuitBreaker,
@@ -79,11 +87,13 @@ class CircuitBreaker:
         """Settings and the current state, for the admin API."""
         return admin_pb2.CircuitBreaker(
             failure_threshold=self.failure_threshold, open_ms=round(self.open_s * 1000),
-            state=_STATE_PROTO[self._state], consecutive_failures=self._failures)
+            state=_STATE_PROTO[self.state], consecutive_failures=self._failures)
 
     @property
     def state(self) -> State:
-        """The state as last moved; an OPEN breaker whose time is up stays OPEN until allow()."""
+        """The state now: an OPEN breaker whose ``open_s`` has passed reads HALF_OPEN."""
+        if self._state == "OPEN" and self._clock() - self._opened_at >= self.open_s:
+            self._state, self._probe_at = "HALF_OPEN", None
         return self._state
 
     @property
@@ -91,30 +101,33 @@ class CircuitBreaker:
         return self._failures
 
     def allow(self) -> bool:
-        """May a request be sent now? True at most once per opening while not CLOSED (the probe).
+        """May a request be sent now? Always when CLOSED; never when OPEN; when HALF_OPEN, only
+        the one probe.
 
         A probe whose outcome is never recorded (its task cancelled, say) is taken as lost after
         another ``open_s``, and a new probe is let through, so the link cannot stay shut forever.
         """
-        if self._state == "CLOSED":
-            return True
-        if self._clock() - self._since < self.open_s:
+        state = self.state
+        if state != "HALF_OPEN":
+            return state == "CLOSED"
+        now = self._clock()
+        if self._probe_at is not None and now - self._probe_at < self.open_s:
             return False
-        self._state, self._since = "HALF_OPEN", self._clock()
+        self._probe_at = now
         return True
 
     def record_success(self) -> None:
         """The link answered: close the breaker and forget earlier failures, from any state."""
-        self._state, self._failures = "CLOSED", 0
+        self._state, self._failures, self._probe_at = "CLOSED", 0, None
 
     def record_failure(self) -> None:
         """The link is sick (timeout, connection refused or broken). Opens the breaker at the
-        threshold, or again on a failed probe; a failure while already OPEN (a request sent
-        before it opened) keeps the current timer."""
+        threshold, or again on a failure while HALF_OPEN (the probe's, most likely); a failure
+        while OPEN (a request sent before it opened) keeps the current timer."""
         self._failures += 1
-        if self._state == "HALF_OPEN" or (
-                self._state == "CLOSED" and self._failures >= self.failure_threshold):
-            self._state, self._since = "OPEN", self._clock()
+        state = self.state
+        if state == "HALF_OPEN" or (state == "CLOSED" and self._failures >= self.failure_threshold):
+            self._state, self._opened_at, self._probe_at = "OPEN", self._clock(), None
 
     def reset(self) -> None:
         """Close by hand (admin ``LINK_ACTION_RESET_BREAKER``)."""

@@ -101,7 +101,7 @@ class Route:
         3
         """
         return sum(map(bool, (self.bin_prefix, self.brand, self.currencies,
-                              self.mccs,
+                              self.min_amount_minor or self.max_amount_minor, self.mccs,
                               self.terminal_ids, self.merchant_ids, self.wallet_provider)))
 
     def criteria(self) -> tuple[object, ...]:
@@ -207,10 +207,11 @@ def validate(routes: Sequence[Route], links: Mapping[str, str]) -> list[str]:
         elif route.route_id:
             first_with_id[route.route_id] = i
         if route.criteria_count == 0:
-            if catch_all is not None:
+            if catch_all is None:
+                catch_all = i
+            else:
                 problems.append(f"route {labels[i]}: criteria: none set, but route "
                                 f"{labels[catch_all]} is already the catch-all")
-            catch_all = i if catch_all is None else catch_all
             continue
         key = (*route.criteria(), route.priority)
         if key in first_with_criteria:
@@ -280,7 +281,8 @@ def _link_problems(r: Route, links: Mapping[str, str]) -> list[str]:
 
 
 class RoutingTable:
-    """A validated table, indexed so :meth:`resolve` costs the same for 10 routes or 1000.
+    """A validated table, indexed so that :meth:`resolve` costs about the same for 10 routes
+    or 1000 (a few µs).
 
     Routes are numbered in :func:`specificity` order and each criterion is precomputed as a
     bit mask per value ("routes accepting this brand", "routes whose band holds this amount"),
