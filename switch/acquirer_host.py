@@ -338,6 +338,10 @@ def reverse_request(message: Message, reason: acquiring_pb2.ReversalReason, toda
         own_time = local_date_time(transmitted[:4], transmitted[4:], today)
     except ValueError:
         own_time = dt.datetime.now(dt.UTC).strftime("%y%m%d%H%M%S")
+    if own_time == original.local_date_time and message.get("11", "") == original.stan:
+        # the reversal repeats the original's STAN; its own row needs a key of its own
+        bumped = dt.datetime.strptime(own_time, "%y%m%d%H%M%S") + dt.timedelta(seconds=1)
+        own_time = bumped.strftime("%y%m%d%H%M%S")
     key = acquiring_pb2.RequestKey(
         terminal_id=original.terminal_id, merchant_id=original.merchant_id,
         stan=message.get("11", ""), local_date_time=own_time,

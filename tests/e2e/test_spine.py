@@ -274,6 +274,98 @@ def test_every_service_exposes_prometheus_metrics(running: dict[str, Any]) -> No
     assert 'cardswitch_issuer_link_up{link="issuer-a"} 1.0' in body
 
 
+def test_zone_pin_key_exchange_then_a_pin_purchase_verifies_under_the_new_key(
+        running: dict[str, Any]) -> None:
+    from cardswitch import bootstrap
+    from cardswitch.v1 import admin_pb2, admin_pb2_grpc
+    from terminals.pinpad import PinPad
+    from terminals.pos import Pos, StanCounter, load_cards, open_channel
+    cluster: Cluster = running["cluster"]
+    with _channel(cluster) as channel:
+        admin = admin_pb2_grpc.AdminServiceStub(channel)
+        before = admin.GetIssuerLink(admin_pb2.GetIssuerLinkRequest(name="issuer-a"), timeout=5)
+        answer = admin.ControlLink(admin_pb2.ControlLinkRequest(
+            name="issuer-a", action=admin_pb2.LINK_ACTION_EXCHANGE_KEY), timeout=15)
+        assert answer.detail.startswith("new zone PIN key ") and answer.detail.endswith(" active")
+        assert answer.link.zpk_key_ref != before.zpk_key_ref and answer.link.zpk_kcv
+        backup = admin.GetIssuerLink(admin_pb2.GetIssuerLinkRequest(
+            name=bootstrap.BACKUP_LINK), timeout=5)
+        assert backup.zpk_key_ref == answer.link.zpk_key_ref, "the same zone moves together"
+
+    async def pin_purchase() -> str:
+        term_dir = cluster.var / "terminals"
+        pos = Pos(open_channel(cluster.switch, certs_dir=cluster.var / "certs"), *TERMINAL,
+                  pinpad=PinPad.load(TERMINAL[0], term_dir), owns_channel=True,
+                  stan=StanCounter.for_terminal(TERMINAL[0], term_dir))
+        async with pos:
+            card = load_cards(cluster.var / "issuer" / "cards.json")["acct-visa-ok"]
+            good = await pos.purchase(card, 321, pin=card.pin)
+            bad = await pos.purchase(card, 322, pin="9999")
+        return good.response_code + bad.response_code
+    assert asyncio.run(pin_purchase()) == "0055"
+
+
+def test_acquirer_host_speaks_its_own_dialect_through_the_same_pipeline(
+        running: dict[str, Any]) -> None:
+    import datetime as dt
+
+    from cardswitch import iso8583
+    from cardswitch.launcher import free_port
+    from cardswitch.v1 import admin_pb2, admin_pb2_grpc
+    from terminals import acquirer
+    cluster: Cluster = running["cluster"]
+    dialect = iso8583.Dialect.parse("bcd,hex,ebcdic,ascii4,tpdu=6000030000")
+    port = free_port()
+    with _channel(cluster) as channel:
+        admin = admin_pb2_grpc.AdminServiceStub(channel)
+        admin.CreateAcquirerHost(admin_pb2.CreateAcquirerHostRequest(host=admin_pb2.AcquirerHost(
+            name=f"acq-{running['backend']}", port=port, dialect=dialect.to_proto(),
+            zpk_key_ref="zpk-issuer")), timeout=10)
+        hosts = admin.ListAcquirerHosts(admin_pb2.ListAcquirerHostsRequest(), timeout=5).hosts
+        assert [h.listening for h in hosts if h.port == port] == [True]
+
+    async def exchange() -> list[iso8583.Message]:
+        now = dt.datetime.now()
+        async with acquirer.AcquirerClient("127.0.0.1", port, dialect) as client:
+            echo = await client.send(acquirer.network("301", 1, now=now))
+            sale = acquirer.financial("0200", "000000", TERMINAL[0], TERMINAL[1], 880001, 1234,
+                                      "USD", now=now, track2="4761739001010010=30122010000000",
+                                      entry_mode="022")
+            sold = await client.send(sale)
+            void = await client.send(acquirer.reversal(sale, now=now))
+            again = await client.send(sale)  # the acquirer retransmits: the stored outcome
+        return [echo, sold, void, again]
+    echo, sold, void, again = asyncio.run(exchange())
+    assert (echo["t"], echo["39"]) == ("0810", "00")
+    assert (sold["t"], sold["39"], len(sold.get("38", ""))) == ("0210", "00", 6)
+    assert (void["t"], void["39"]) == ("0410", "00")
+    assert (again["39"], again.get("38")) == ("00", sold.get("38"))
+    with _channel(cluster) as channel:
+        stub = acquiring_pb2_grpc.AcquiringServiceStub(channel)
+        txn = stub.GetTransaction(acquiring_pb2.GetTransactionRequest(
+            key=acquiring_pb2.RequestKey(terminal_id=TERMINAL[0], merchant_id=TERMINAL[1],
+                                         stan="880001",
+                                         local_date_time=sold_local_time(sold))), timeout=5)
+    assert txn.status == acquiring_pb2.TRANSACTION_STATUS_REVERSED
+
+
+def sold_local_time(answer: dict[str, str]) -> str:
+    return time.strftime("%y") + answer["13"] + answer["12"]
+
+
+def test_an_invalid_route_is_refused_with_the_reason(running: dict[str, Any]) -> None:
+    from cardswitch.v1 import admin_pb2, admin_pb2_grpc
+    cluster: Cluster = running["cluster"]
+    with _channel(cluster) as channel:
+        admin = admin_pb2_grpc.AdminServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as err:
+            admin.CreateRoute(admin_pb2.CreateRouteRequest(route=admin_pb2.Route(
+                route_id="bad", bin_prefix="4x", primary_link="no-such-link")), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    reasons = " ".join(d for _, d in field_violations_of(err.value))
+    assert "route bad: bin_prefix" in reasons and "no-such-link" in reasons
+
+
 def test_zz_no_clear_pan_pin_or_key_anywhere(running: dict[str, Any]) -> None:
     cluster: Cluster = running["cluster"]
     cluster.stop_all()  # flush logs and WAL
