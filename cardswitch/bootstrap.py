@@ -123,7 +123,8 @@ async def start_all(cluster: Cluster, terminals: list[tuple[str, str]],
     cluster.start_hsm()
     await ensure_keys(cluster.hsm)
     cluster.cli("issuer", "seed", "--hsm", cluster.hsm, *seed_args)
-    cluster.cli("card", "issue", "--all", "--hsm", cluster.hsm)
+    cards = list(seed_args[seed_args.index("--cards"):][:2]) if "--cards" in seed_args else []
+    cluster.cli("card", "issue", "--all", "--hsm", cluster.hsm, *cards)
     cluster.start_issuer()
     if cluster.wallet_port:
         certs.init(cluster.var / "certs")
