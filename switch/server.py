@@ -53,7 +53,8 @@ async def serve(port: int, hsm_address: str, *, metrics_port: int = 0, insecure:
         cert, key = certs.issue_server_certificate("switch-notify")
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(cert, key)
-        notify = NotificationServer(hub, registry.links.get, host, notify_port, tls)
+        notify = NotificationServer(hub, lambda name: registry.links.get(name), host,
+                                    notify_port, tls)
         await notify.start()
     risk = None if os.environ.get("CARDSWITCH_RISK", "on") == "off" else (
         await start_risk(journal, registry))
