@@ -44,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
@@ -437,3 +437,25 @@ def decode_de54(data: str) -> list[tuple[str, str, int]]:
         amount = int(chunk[8:])
         out.append((chunk[2:4], chunk[4:7], amount if sign == "C" else -amount))
     return out
+
+
+@dataclass(eq=False)
+class FrameWriter:
+    """One TCP connection's writing side for a server: whole frames only, one writer at a time,
+    so answers completed in any order never interleave on the wire."""
+
+    writer: asyncio.StreamWriter
+    peer: str
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def send(self, data: bytes) -> bool:
+        """Writes one framed message; False when the connection is closing or gone."""
+        async with self.lock:
+            if self.writer.is_closing():
+                return False
+            try:
+                self.writer.write(data)
+                await self.writer.drain()
+            except ConnectionError:
+                return False
+            return True

@@ -43,25 +43,10 @@ DRAIN_SECONDS = 5.0
 
 
 @dataclass(eq=False)
-class _Link:
-    """One TCP connection's writing side: whole frames only, one writer at a time."""
+class _Link(iso8583.FrameWriter):
+    """One TCP connection: its writing side, and the requests read on it not answered yet."""
 
-    writer: asyncio.StreamWriter
-    peer: str
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    #: Requests read on this connection and not answered yet.
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    async def send(self, data: bytes) -> bool:
-        async with self.lock:
-            if self.writer.is_closing():
-                return False
-            try:
-                self.writer.write(data)
-                await self.writer.drain()
-            except ConnectionError:
-                return False
-            return True
 
 
 def _amount(message: Message) -> int:

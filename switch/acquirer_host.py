@@ -57,7 +57,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
 import grpc
@@ -475,26 +475,6 @@ def unreadable_fields(exc: BaseException) -> tuple[Message, str] | None:
 # -- the server -----------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
-class _Connection:
-    """One acquirer connection's writing side: whole frames only, one writer at a time."""
-
-    writer: asyncio.StreamWriter
-    peer: str
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    async def send(self, data: bytes) -> bool:
-        async with self.lock:
-            if self.writer.is_closing():
-                return False
-            try:
-                self.writer.write(data)
-                await self.writer.drain()
-            except ConnectionError:
-                return False
-            return True
-
-
 class AcquirerHostServer:
     """Listens for one acquirer host; every request read is answered in its own task."""
 
@@ -502,7 +482,7 @@ class AcquirerHostServer:
         self.config = config
         self.servicer = servicer
         self._server: asyncio.Server | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: set[iso8583.FrameWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -584,7 +564,7 @@ class AcquirerHostServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = "{}:{}".format(*writer.get_extra_info("peername", ("?", 0))[:2])
-        connection = _Connection(writer, peer)
+        connection = iso8583.FrameWriter(writer, peer)
         self._connections.add(connection)
         log.info("acquirer host %s: connection from %s", self.config.name, peer)
         try:
@@ -596,7 +576,7 @@ class AcquirerHostServer:
                 await writer.wait_closed()
             log.info("acquirer host %s: connection from %s closed", self.config.name, peer)
 
-    async def _read(self, reader: asyncio.StreamReader, connection: _Connection) -> None:
+    async def _read(self, reader: asyncio.StreamReader, connection: iso8583.FrameWriter) -> None:
         """Reads requests until end of stream, or until bytes that cannot be answered."""
         pending: set[asyncio.Task[None]] = set()
         dialect = self.config.dialect
@@ -628,13 +608,13 @@ class AcquirerHostServer:
         if pending:  # answer what was read before the end (or the garbage)
             await asyncio.wait(pending, timeout=self.config.budget_s)
 
-    def _drop(self, connection: _Connection, why: str) -> None:
+    def _drop(self, connection: iso8583.FrameWriter, why: str) -> None:
         MESSAGES.labels(self.config.name, "unreadable", "closed").inc()
         log.warning("acquirer host %s: %s sent bytes that are not a message (%s); closing the "
                     "connection", self.config.name, connection.peer, why)
 
     async def _serve(self, message: Message, bad: str, tpdu: bytes,
-                     connection: _Connection) -> None:
+                     connection: iso8583.FrameWriter) -> None:
         mti = str(message.get("t", ""))
         if bad:
             reply_mti = response_mti(mti)

@@ -20,7 +20,7 @@ from cardswitch import currency, errors, iso8583
 from cardswitch.cards import brand_of
 from cardswitch.v1 import admin_pb2, admin_pb2_grpc, hsm_pb2, hsm_pb2_grpc
 from hsm_sim.algorithms import dukpt
-from switch import routing, store
+from switch import routing, standin, store
 from switch.context import ChannelError
 from switch.models import AcquirerHost, IssuerLink, RiskRuleSet, Route, Terminal, utcnow
 from switch.registry import Registry, route_of, to_json
@@ -33,7 +33,6 @@ BREAKER_STATE = {"CLOSED": admin_pb2.BREAKER_STATE_CLOSED, "OPEN": admin_pb2.BRE
 CHANNEL_KIND = {"iso8583": admin_pb2.CHANNEL_KIND_ISO8583,
                 "wallet": admin_pb2.CHANNEL_KIND_WALLET}
 KIND_NAME = {v: k for k, v in CHANNEL_KIND.items()}
-ENTRY_MODES = {"magstripe", "manual", "chip", "contactless", "wallet", "ecommerce"}
 #: Key set identifier (first 5 bytes of every KSN) of the demo BDK.
 KEY_SET_ID = bytes.fromhex("FFFF987654")
 
@@ -499,24 +498,13 @@ def wallet_violations(w: admin_pb2.WalletEndpoint) -> list[tuple[str, str]]:
 
 
 def stand_in_violations(s: admin_pb2.StandInRules, kind: int) -> list[tuple[str, str]]:
+    """The stand-in rules' problems (see :func:`switch.standin.validate`) as field violations."""
     v: list[tuple[str, str]] = []
-    if not s.enabled:
-        return v
-    if kind == admin_pb2.CHANNEL_KIND_WALLET:
+    if s.enabled and kind == admin_pb2.CHANNEL_KIND_WALLET:
         v.append(("link.stand_in.enabled", "wallet payments cannot be stood in"))
-    if currency.by_alpha(s.currency) is None:
-        v.append(("link.stand_in.currency", "unknown ISO 4217 currency"))
-    for name in ("max_amount_minor", "max_daily_amount_per_card_minor",
-                 "max_daily_count_per_card"):
-        if getattr(s, name) < 0:
-            v.append((f"link.stand_in.{name}", "must be >= 0"))
-    for i, mode in enumerate(s.entry_modes):
-        if mode not in ENTRY_MODES:
-            v.append((f"link.stand_in.entry_modes[{i}]",
-                      f"must be one of {', '.join(sorted(ENTRY_MODES))}"))
-    for i, mcc in enumerate(s.excluded_mccs):
-        if len(mcc) != 4 or not mcc.isdigit():
-            v.append((f"link.stand_in.excluded_mccs[{i}]", "must be 4 digits"))
+    for problem in standin.validate(standin.StandInRules.from_proto(s)):
+        field, _, text = problem.partition(": ")
+        v.append((f"link.{field}", text))
     return v
 
 

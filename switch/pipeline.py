@@ -387,14 +387,13 @@ async def record(deps: Deps, ctx: TxnContext) -> None:
             original_update = (ctx.original["transaction_id"],
                                {"status": new_status,
                                 "reversal_acknowledged": ctx.kind == "reversal"})
+    if ctx.journal_id is None and not ctx.transaction_id:
+        ctx.transaction_id = str(uuid.uuid4())
     saf = saf_entry(ctx)
     events = [outbox_event(kind, ctx.transaction_id, data) for kind, data in ctx.events]
     if ctx.journal_id is None:
-        if not ctx.transaction_id:
-            ctx.transaction_id = str(uuid.uuid4())
         now = utcnow()
         row = journal_row(ctx, now) | values
-        events = [outbox_event(kind, ctx.transaction_id, data) for kind, data in ctx.events]
         inserted = await deps.journal.run(store.insert_with_events(row, events))
         if inserted is None:
             stored = await wait_stored(deps.journal, ctx)
