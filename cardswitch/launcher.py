@@ -7,6 +7,7 @@ same processes a deployment runs. Each child's output goes to ``<var>/logs/<name
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,9 +23,34 @@ from cardswitch.config import var_dir
 
 
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port free now and below the kernel's ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` comes from the same range as the local ports of
+    outgoing connections, so between choosing it and a child process binding it (seconds, in a
+    cluster start) a client connection may take it. Ports below that range are never handed out
+    implicitly; a random pick there, checked by binding, only collides with another explicit
+    choice.
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(10000, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # everything below the range is taken: fall back to the kernel
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(low, 10001)
 
 
 @dataclass
